@@ -1,0 +1,21 @@
+//! stackgen: typed per-app stack definitions -> deterministic Kubernetes
+//! manifests and Compose files.
+//!
+//! Pipeline: `stack::source` (read files) -> `stack::resolve` (layers ->
+//! typed `Stack`) -> `stack::validate` -> `render` (templates -> files in
+//! memory) -> `output` (compare, write atomically, prune). Only the first
+//! and last stages touch the file system.
+
+pub mod cli;
+pub mod diagnostic;
+pub mod output;
+pub mod pipeline;
+pub mod render;
+pub mod stack;
+pub mod yaml;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+}
+
+pub use pipeline::run;

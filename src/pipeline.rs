@@ -1,0 +1,377 @@
+//! The commands: select stacks, build the plan in memory, then report or
+//! apply it. Exit codes: 0 success, 1 differences (`--check`), 2 anything
+//! invalid or failing.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cli::{Cli, Command, Format, ListArgs, RenderArgs, Selection, Sources, ValidateArgs};
+use crate::diagnostic::{Diagnostic, Severity, did_you_mean, has_errors, normalize};
+use crate::output::{self, Changes, Disk, Plan};
+use crate::render;
+use crate::stack::resolve::Document;
+use crate::stack::source::StackDir;
+use crate::stack::validate::validate;
+
+/// Why a command stopped.
+enum Failure {
+    /// Problems in what the user wrote.
+    Invalid(Vec<Diagnostic>),
+    /// Anything else (I/O, templates).
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> u8 {
+    let result = match cli.command {
+        Command::Render(a) => render_cmd(&a),
+        Command::List(a) => list_cmd(&a).map(|()| 0),
+        Command::Validate(a) => validate_cmd(&a).map(|()| 0),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure::Invalid(diags)) => {
+            print_diagnostics(&diags);
+            let n = diags
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            eprintln!(
+                "error: {n} problem{} found; nothing was written",
+                if n == 1 { "" } else { "s" }
+            );
+            2
+        }
+        Err(Failure::Other(e)) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    }
+}
+
+fn print_diagnostics(diags: &[Diagnostic]) {
+    let mut err = std::io::stderr().lock();
+    for d in diags {
+        let _ = writeln!(err, "{d}");
+    }
+}
+
+/// Loads the selected stack files (all when none are named).
+fn load(
+    sources: &Sources,
+    sel: &Selection,
+    require_selection: bool,
+) -> Result<Vec<Document>, Failure> {
+    let dir = StackDir::choose(sources.stacks.as_deref());
+    let files = dir.list()?;
+    if require_selection && sel.stacks.is_empty() && !sel.all {
+        return Err(Failure::Other(anyhow::anyhow!(
+            "name at least one stack, or pass --all"
+        )));
+    }
+    let mut chosen = Vec::new();
+    let mut diags = Vec::new();
+    if sel.stacks.is_empty() {
+        chosen.extend(files.iter());
+    } else {
+        for name in &sel.stacks {
+            match files.iter().find(|f| &f.name == name) {
+                Some(f) => {
+                    if !chosen
+                        .iter()
+                        .any(|c: &&crate::stack::source::SourceFile| c.name == f.name)
+                    {
+                        chosen.push(f);
+                    }
+                }
+                None => {
+                    let mut d = Diagnostic::error(
+                        "<command line>",
+                        format!("unknown stack `{name}` in {}", dir.describe()),
+                    );
+                    if let Some(s) = did_you_mean(name, files.iter().map(|f| f.name.as_str())) {
+                        d = d.note(format!("help: did you mean `{s}`?"));
+                    }
+                    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+                    d = d.note(format!(
+                        "available: {}",
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ));
+                    diags.push(d);
+                }
+            }
+        }
+    }
+    if chosen.is_empty() && diags.is_empty() {
+        return Err(Failure::Other(anyhow::anyhow!(
+            "no stack files found in {}",
+            dir.describe()
+        )));
+    }
+    let mut docs = Vec::new();
+    for f in chosen {
+        match Document::parse(f) {
+            Ok(d) => docs.push(d),
+            Err(mut e) => diags.append(&mut e),
+        }
+    }
+    if has_errors(&diags) {
+        normalize(&mut diags);
+        return Err(Failure::Invalid(diags));
+    }
+    Ok(docs)
+}
+
+/// Resolves, validates and renders; returns the plan, warnings and the
+/// per-stack file lists. Nothing touches the disk.
+fn build(
+    docs: &[Document],
+    sel: &Selection,
+    sources: &Sources,
+) -> Result<(Plan, Vec<Diagnostic>), Failure> {
+    let tpl_env = render::engine::environment(sources.templates.as_deref())?;
+    let mut plan = Plan::default();
+    let mut diags = Vec::new();
+    for doc in docs {
+        let all_envs = doc.env_names();
+        let envs: Vec<String> = if sel.envs.is_empty() {
+            plan.stack_dirs.insert(doc.name.clone());
+            all_envs.clone()
+        } else {
+            let mut chosen = Vec::new();
+            for e in &sel.envs {
+                if all_envs.contains(e) {
+                    chosen.push(e.clone());
+                } else {
+                    let mut d = Diagnostic::error(
+                        &doc.file,
+                        format!("stack `{}` has no environment `{e}`", doc.name),
+                    )
+                    .note(format!("environments: {}", all_envs.join(", ")));
+                    if let Some(s) = did_you_mean(e, all_envs.iter().map(String::as_str)) {
+                        d = d.note(format!("help: did you mean `{s}`?"));
+                    }
+                    diags.push(d);
+                }
+            }
+            chosen
+        };
+        for env in envs {
+            let resolved = match doc.resolve(&env) {
+                Ok(r) => r,
+                Err(mut e) => {
+                    diags.append(&mut e);
+                    continue;
+                }
+            };
+            let mut found = validate(&resolved.stack, &doc.name, &doc.locator(&env));
+            let failed = has_errors(&found);
+            diags.append(&mut found);
+            if failed {
+                continue;
+            }
+            let files = render::render(&tpl_env, &resolved.stack, &env)?;
+            plan.env_dirs.insert(format!("{}/{env}", doc.name));
+            for f in files {
+                plan.files.insert(f.path, f.bytes);
+            }
+        }
+    }
+    normalize(&mut diags);
+    if has_errors(&diags) {
+        return Err(Failure::Invalid(diags));
+    }
+    plan.seal();
+    Ok((plan, diags))
+}
+
+fn render_cmd(a: &RenderArgs) -> Result<u8, Failure> {
+    let docs = load(&a.sources, &a.selection, true)?;
+    let (plan, warnings) = build(&docs, &a.selection, &a.sources)?;
+    print_diagnostics(&warnings);
+    let root = &a.out;
+    if root.exists() && !root.is_dir() {
+        return Err(Failure::Other(anyhow::anyhow!(
+            "output `{}` exists and is not a directory",
+            root.display()
+        )));
+    }
+    let changes = output::compare(root, &plan)?;
+    if a.check {
+        report_check(root, &changes, a.format, a.quiet);
+        return Ok(u8::from(!changes.is_empty()));
+    }
+    if !changes.is_empty() {
+        if !root.exists() {
+            std::fs::create_dir_all(root)
+                .with_context(|| format!("cannot create `{}`", root.display()))?;
+        }
+        output::apply(root, &plan, &changes, &mut Disk)?;
+    }
+    if a.format == Format::Json {
+        println!("{}", changes_json(&changes));
+    } else if !a.quiet {
+        report_summary(root, &docs, &changes);
+    }
+    Ok(0)
+}
+
+fn stack_of(path: &str) -> &str {
+    path.split('/').next().unwrap_or("")
+}
+
+fn report_summary(root: &Path, docs: &[Document], ch: &Changes) {
+    for doc in docs {
+        let count = |v: &[String]| v.iter().filter(|p| stack_of(p) == doc.name).count();
+        println!(
+            "{}: {} written, {} unchanged, {} removed ({})",
+            doc.name,
+            count(&ch.added) + count(&ch.changed),
+            count(&ch.unchanged),
+            count(&ch.removed),
+            root.join(&doc.name).display()
+        );
+    }
+    for f in &ch.foreign {
+        eprintln!(
+            "note: left alone `{}`: not written by stackgen",
+            root.join(f).display()
+        );
+    }
+}
+
+fn report_check(root: &Path, ch: &Changes, format: Format, quiet: bool) {
+    if format == Format::Json {
+        println!("{}", changes_json(ch));
+        return;
+    }
+    for (label, list) in [
+        ("added", &ch.added),
+        ("changed", &ch.changed),
+        ("removed", &ch.removed),
+    ] {
+        for f in list {
+            println!("{label}: {}", root.join(f).display());
+        }
+    }
+    if !quiet {
+        if ch.is_empty() {
+            println!("up to date: {} files", ch.unchanged.len());
+        } else {
+            println!(
+                "out of date: {} added, {} changed, {} removed (run `stackgen render` to update)",
+                ch.added.len(),
+                ch.changed.len(),
+                ch.removed.len()
+            );
+        }
+    }
+}
+
+fn changes_json(ch: &Changes) -> String {
+    serde_json::json!({
+        "upToDate": ch.is_empty(),
+        "added": ch.added,
+        "changed": ch.changed,
+        "removed": ch.removed,
+        "unchanged": ch.unchanged.len(),
+        "foreign": ch.foreign,
+    })
+    .to_string()
+}
+
+fn list_cmd(a: &ListArgs) -> Result<(), Failure> {
+    let sel = Selection {
+        stacks: Vec::new(),
+        all: true,
+        envs: Vec::new(),
+    };
+    let docs = load(&a.sources, &sel, false)?;
+    let mut rows = Vec::new();
+    let mut diags = Vec::new();
+    for doc in &docs {
+        let mut envs = Vec::new();
+        for env in doc.env_names() {
+            match doc.resolve(&env) {
+                Ok(r) => {
+                    let targets: Vec<&str> = r.stack.targets.iter().map(|t| t.as_str()).collect();
+                    let components = doc
+                        .environments
+                        .get(&env)
+                        .map(|e| e.components.clone())
+                        .unwrap_or_default();
+                    envs.push(serde_json::json!({ "name": env, "targets": targets, "components": components }));
+                }
+                Err(mut e) => diags.append(&mut e),
+            }
+        }
+        rows.push(serde_json::json!({ "stack": doc.name, "file": doc.file, "environments": envs }));
+    }
+    if !diags.is_empty() {
+        normalize(&mut diags);
+        return Err(Failure::Invalid(diags));
+    }
+    if a.format == Format::Json {
+        println!("{}", serde_json::Value::Array(rows));
+        return Ok(());
+    }
+    for row in rows {
+        println!("{}", row["stack"].as_str().unwrap_or_default());
+        for env in row["environments"].as_array().into_iter().flatten() {
+            let join = |k: &str| {
+                env[k]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let comps = join("components");
+            let comps = if comps.is_empty() {
+                String::new()
+            } else {
+                format!(" (components: {comps})")
+            };
+            println!(
+                "  {}: {}{comps}",
+                env["name"].as_str().unwrap_or_default(),
+                join("targets")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn validate_cmd(a: &ValidateArgs) -> Result<(), Failure> {
+    let docs = load(&a.sources, &a.selection, false)?;
+    let (plan, warnings) = build(&docs, &a.selection, &a.sources)?;
+    print_diagnostics(&warnings);
+    if plan.files.is_empty() {
+        bail_other("nothing to validate")?;
+    }
+    println!(
+        "ok: {} stack{}, {} files rendered in memory",
+        docs.len(),
+        if docs.len() == 1 { "" } else { "s" },
+        plan.files.len()
+    );
+    Ok(())
+}
+
+fn bail_other(msg: &str) -> Result<(), Failure> {
+    let r: Result<()> = (|| bail!("{msg}"))();
+    r.map_err(Failure::Other)
+}

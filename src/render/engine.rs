@@ -1,0 +1,241 @@
+//! The one template environment: embedded templates, overridable file by
+//! file from `--templates DIR`, with output escaping chosen by file type.
+//!
+//! In `*.yaml.j2` templates every `{{ value }}` goes through the YAML
+//! formatter: strings become scalars that read back identically under YAML
+//! 1.1 and 1.2, numbers and booleans stay plain, and a map or list is an
+//! error unless it passes through `to_yaml(indent)`. A template therefore
+//! cannot emit an unquoted `on`, `0755`, `a: b` or a newline from a value.
+//! Undefined variables are errors, and templates see no clock, environment
+//! or files.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use minijinja::value::{Value, ValueKind};
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior};
+
+use crate::yaml::emit::{Node, quote_str, value_after_key};
+
+/// Builds the environment. Templates in `overrides` replace the embedded
+/// ones of the same relative path; the rest fall back to the embedded ones.
+pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let mut syntax = minijinja::syntax::SyntaxConfig::builder();
+    syntax
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(true);
+    env.set_syntax(syntax.build().context("template syntax configuration")?);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".yaml.j2") || name.ends_with(".yml.j2") {
+            AutoEscape::Custom("yaml".into())
+        } else {
+            AutoEscape::Custom("refuse".into())
+        }
+    });
+    env.set_formatter(format_value);
+    env.add_filter("to_yaml", to_yaml);
+    env.add_filter("indent", indent);
+    env.add_filter("yaml_lines", yaml_lines);
+
+    let dir: Option<Arc<PathBuf>> = overrides.map(|p| Arc::new(p.to_path_buf()));
+    if let Some(d) = &dir {
+        if !d.is_dir() {
+            bail!("template directory `{}` does not exist", d.display());
+        }
+    }
+    env.set_loader(move |name| {
+        if let Some(d) = &dir {
+            if name.split('/').any(|seg| seg == ".." || seg.is_empty()) {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("invalid template name `{name}`"),
+                ));
+            }
+            let path = d.join(name);
+            if path.is_file() {
+                return std::fs::read_to_string(&path).map(Some).map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("cannot read template `{}`: {e}", path.display()),
+                    )
+                });
+            }
+        }
+        Ok(embedded(name).map(str::to_string))
+    });
+    Ok(env)
+}
+
+/// The embedded template of that relative path.
+pub fn embedded(name: &str) -> Option<&'static str> {
+    crate::embedded::TEMPLATES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+}
+
+fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
+    if value.is_safe() {
+        return out
+            .write_str(value.as_str().unwrap_or_default())
+            .map_err(Error::from);
+    }
+    match state.auto_escape() {
+        AutoEscape::Custom(kind) if kind == "yaml" => {
+            out.write_str(&scalar(value)?).map_err(Error::from)
+        }
+        _ => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "this template type has no escaping rules; only `*.yaml.j2` templates may interpolate values",
+        )),
+    }
+}
+
+/// A single value as a YAML scalar.
+fn scalar(value: &Value) -> Result<String, Error> {
+    match value.kind() {
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable | ValueKind::Plain => {
+            Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "a list or map cannot be printed as a scalar; use `to_yaml(indent)`",
+            ))
+        }
+        _ => Ok(match to_node(value)? {
+            // Inline after `key:` a string is always one quoted line.
+            Node::Str(s) => quote_str(&s),
+            node => value_after_key(&node, 0).trim_start().to_string(),
+        }),
+    }
+}
+
+/// Converts a template value into an emitter node (map order kept).
+pub fn to_node(value: &Value) -> Result<Node, Error> {
+    Ok(match value.kind() {
+        ValueKind::Undefined => {
+            return Err(Error::new(ErrorKind::UndefinedError, "undefined value"));
+        }
+        ValueKind::None => Node::Null,
+        ValueKind::Bool => Node::Bool(value.is_true()),
+        ValueKind::Number => match i128::try_from(value.clone()) {
+            Ok(i) if value.as_i64().is_some() || value.to_string().parse::<i128>().is_ok() => {
+                Node::Int(i)
+            }
+            _ => Node::Float(f64::try_from(value.clone())?),
+        },
+        ValueKind::String | ValueKind::Bytes => Node::Str(
+            value
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| value.to_string()),
+        ),
+        ValueKind::Seq | ValueKind::Iterable => Node::Seq(
+            value
+                .try_iter()?
+                .map(|v| to_node(&v))
+                .collect::<Result<_, _>>()?,
+        ),
+        ValueKind::Map => {
+            let mut entries = Vec::new();
+            for k in value.try_iter()? {
+                let v = value.get_item(&k)?;
+                if v.is_undefined() {
+                    continue;
+                }
+                let key = k
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| k.to_string());
+                entries.push((key, to_node(&v)?));
+            }
+            Node::Map(entries)
+        }
+        _ => Node::Str(value.to_string()),
+    })
+}
+
+/// `{{ x | to_yaml(4) }}` after `key:` — see `value_after_key`.
+fn to_yaml(value: &Value, indent: Option<usize>) -> Result<Value, Error> {
+    Ok(Value::from_safe_string(value_after_key(
+        &to_node(value)?,
+        indent.unwrap_or(2),
+    )))
+}
+
+/// `{{ list | yaml_lines(6) }}`: each item of a list as `- item` on its own
+/// line at `indent`, for splicing a list under a key already written.
+fn yaml_lines(value: &Value, indent: usize) -> Result<Value, Error> {
+    let pad = " ".repeat(indent);
+    let mut out = String::new();
+    for item in value.try_iter()? {
+        out.push('\n');
+        out.push_str(&pad);
+        out.push('-');
+        out.push_str(&value_after_key(&to_node(&item)?, indent + 2));
+    }
+    Ok(Value::from_safe_string(out))
+}
+
+/// Like Jinja's `indent`, but keeps a safe (already YAML) string safe, so
+/// macro output can be nested at any depth.
+fn indent(value: &Value, width: usize, first: Option<bool>) -> Result<Value, Error> {
+    let s = value.as_str().unwrap_or_default();
+    let pad = " ".repeat(width);
+    let mut out = String::with_capacity(s.len());
+    for (i, line) in s.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if !line.is_empty() && (i > 0 || first.unwrap_or(false)) {
+            out.push_str(&pad);
+        }
+        out.push_str(line);
+    }
+    Ok(if value.is_safe() {
+        Value::from_safe_string(out)
+    } else {
+        Value::from(out)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minijinja::context;
+
+    fn render(src: &str, ctx: Value) -> Result<String, Error> {
+        let mut env = environment(None).unwrap();
+        env.add_template_owned("t.yaml.j2", src.to_string())
+            .unwrap();
+        env.get_template("t.yaml.j2")?.render(ctx)
+    }
+
+    #[test]
+    fn values_are_quoted_scalars() {
+        let out = render(
+            "a: {{ a }}\nb: {{ b }}\nc: {{ c }}\nd: {{ d }}\n",
+            context! { a => "on", b => "x: y\nz", c => 80, d => true },
+        )
+        .unwrap();
+        assert_eq!(out, "a: \"on\"\nb: \"x: y\\nz\"\nc: 80\nd: true\n");
+    }
+
+    #[test]
+    fn maps_need_to_yaml() {
+        assert!(render("a: {{ m }}\n", context! { m => context!{ k => "v" } }).is_err());
+        let out = render(
+            "a:{{ m | to_yaml(2) }}\n",
+            context! { m => context!{ k => "0755" } },
+        )
+        .unwrap();
+        assert_eq!(out, "a:\n  k: \"0755\"\n");
+    }
+
+    #[test]
+    fn undefined_is_an_error() {
+        assert!(render("a: {{ nope }}\n", context! {}).is_err());
+    }
+}

@@ -1,0 +1,311 @@
+//! The Kubernetes target: which objects a stack becomes, in kustomize's
+//! order, each rendered by its template under `templates/kubernetes/`.
+//!
+//! Ordering is kustomize's legacy kind order (Namespace, ConfigMap, Secret,
+//! Service, PersistentVolumeClaim, Deployment, ... first; webhooks last;
+//! other kinds between, by `group_version_kind`), then by name. The
+//! `kustomization.yaml` lists the files in that order, so the directory
+//! reads the way `kubectl kustomize` prints it.
+
+use minijinja::Value;
+use minijinja::value::Serde;
+
+use crate::render::view::{self, common_labels};
+use crate::stack::model::{Stack, Target};
+
+/// One object to render.
+pub struct Object {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub name: String,
+    pub template: &'static str,
+    /// Extra context: the view the template lays out.
+    pub item: Value,
+}
+
+impl Object {
+    fn new(
+        api_version: &'static str,
+        kind: &'static str,
+        name: &str,
+        template: &'static str,
+        item: Value,
+    ) -> Object {
+        Object {
+            api_version,
+            kind,
+            name: name.to_string(),
+            template,
+            item,
+        }
+    }
+
+    /// File name inside the target directory: `<kind>-<name>.yaml`.
+    pub fn file_name(&self) -> String {
+        format!("{}-{}.yaml", self.kind.to_ascii_lowercase(), self.name)
+    }
+}
+
+/// kustomize's `orderFirst` and `orderLast` kind lists.
+const ORDER_FIRST: &[&str] = &[
+    "Namespace",
+    "ResourceQuota",
+    "StorageClass",
+    "CustomResourceDefinition",
+    "ServiceAccount",
+    "PodSecurityPolicy",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+    "ConfigMap",
+    "Secret",
+    "Endpoints",
+    "Service",
+    "LimitRange",
+    "PriorityClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "Deployment",
+    "StatefulSet",
+    "CronJob",
+    "PodDisruptionBudget",
+];
+const ORDER_LAST: &[&str] = &[
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
+
+/// Sort key matching kustomize's legacy resource order.
+pub fn sort_key(api_version: &str, kind: &str, name: &str) -> (usize, String, String) {
+    let rank = if let Some(i) = ORDER_FIRST.iter().position(|k| *k == kind) {
+        i
+    } else if let Some(i) = ORDER_LAST.iter().position(|k| *k == kind) {
+        ORDER_FIRST.len() + 1 + i
+    } else {
+        ORDER_FIRST.len()
+    };
+    let (group, version) = match api_version.rsplit_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("~G", api_version),
+    };
+    (rank, format!("{group}_{version}_{kind}"), name.to_string())
+}
+
+/// The objects of the `kubernetes/` directory.
+pub fn plan(stack: &Stack) -> Vec<Object> {
+    let mut objects = Vec::new();
+    if !stack.targets.contains(&Target::Kubernetes) {
+        return objects;
+    }
+    let ns = &stack.namespace;
+    if ns.create {
+        objects.push(Object::new(
+            "v1",
+            "Namespace",
+            &ns.name,
+            "kubernetes/namespace.yaml.j2",
+            Value::from(()),
+        ));
+    }
+    for (key, cfg) in &stack.configs {
+        let name = view::config_name(stack, key);
+        objects.push(Object::new(
+            "v1",
+            "ConfigMap",
+            &name,
+            "kubernetes/configmap.yaml.j2",
+            Value::from(Serde(cfg)),
+        ));
+    }
+    for (key, secret) in &stack.secrets {
+        if secret.external.is_some() {
+            let name = view::secret_name(stack, key);
+            objects.push(Object::new(
+                "external-secrets.io/v1",
+                "ExternalSecret",
+                &name,
+                "kubernetes/externalsecret.yaml.j2",
+                Value::from(Serde(secret)),
+            ));
+        }
+    }
+    for (key, vol) in &stack.volumes {
+        if !vol.ephemeral {
+            objects.push(Object::new(
+                "v1",
+                "PersistentVolumeClaim",
+                key,
+                "kubernetes/pvc.yaml.j2",
+                Value::from(Serde(vol)),
+            ));
+        }
+    }
+    for (key, svc) in &stack.services {
+        if let Some(s) = view::service(stack, key, svc) {
+            let name = s.name.clone();
+            objects.push(Object::new(
+                "v1",
+                "Service",
+                &name,
+                "kubernetes/service.yaml.j2",
+                Value::from(Serde(s)),
+            ));
+        }
+        let w = view::workload(stack, key, svc);
+        objects.push(Object::new(
+            "apps/v1",
+            "Deployment",
+            key,
+            "kubernetes/deployment.yaml.j2",
+            Value::from(Serde(w)),
+        ));
+    }
+    for (key, ds) in &stack.datastores {
+        objects.push(Object::new(
+            "acid.zalan.do/v1",
+            "postgresql",
+            key,
+            "kubernetes/postgresql.yaml.j2",
+            Value::from(Serde(ds)),
+        ));
+    }
+    for (key, route) in &stack.routes {
+        let svc = &stack.services[&route.service];
+        let backend = view::service(stack, &route.service, svc);
+        let port = route.port.or_else(|| {
+            backend
+                .as_ref()
+                .and_then(|b| b.ports.first())
+                .map(|p| p.port)
+        });
+        let item = minijinja::context! {
+            route => Serde(route),
+            backend => backend.map(|b| b.name),
+            port => port,
+        };
+        if route.gateway.is_some() {
+            objects.push(Object::new(
+                "gateway.networking.k8s.io/v1",
+                "HTTPRoute",
+                key,
+                "kubernetes/httproute.yaml.j2",
+                item,
+            ));
+        } else {
+            objects.push(Object::new(
+                "networking.k8s.io/v1",
+                "Ingress",
+                key,
+                "kubernetes/ingress.yaml.j2",
+                item,
+            ));
+        }
+    }
+    if let Some(net) = &stack.network {
+        objects.push(Object::new(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            &stack.name,
+            "kubernetes/networkpolicy.yaml.j2",
+            Value::from(Serde(net)),
+        ));
+    }
+    objects.sort_by_key(|o| sort_key(o.api_version, o.kind, &o.name));
+    objects
+}
+
+/// The objects of the `gitops/` directory (delivery to a cluster).
+pub fn plan_gitops(stack: &Stack) -> Vec<Object> {
+    let mut objects = Vec::new();
+    let Some(g) = &stack.gitops else {
+        return objects;
+    };
+    if let Some(argo) = &g.argocd {
+        if argo.create_project {
+            objects.push(Object::new(
+                "argoproj.io/v1alpha1",
+                "AppProject",
+                &argo.project,
+                "gitops/appproject.yaml.j2",
+                Value::from(Serde(argo)),
+            ));
+        }
+        if argo.application {
+            objects.push(Object::new(
+                "argoproj.io/v1alpha1",
+                "Application",
+                &stack.name,
+                "gitops/application.yaml.j2",
+                Value::from(Serde(argo)),
+            ));
+        }
+    }
+    if let Some(flux) = &g.flux {
+        objects.push(Object::new(
+            "source.toolkit.fluxcd.io/v1",
+            "GitRepository",
+            &stack.name,
+            "gitops/gitrepository.yaml.j2",
+            Value::from(Serde(flux)),
+        ));
+        objects.push(Object::new(
+            "kustomize.toolkit.fluxcd.io/v1",
+            "Kustomization",
+            &stack.name,
+            "gitops/kustomization-flux.yaml.j2",
+            Value::from(Serde(flux)),
+        ));
+    }
+    objects.sort_by_key(|o| sort_key(o.api_version, o.kind, &o.name));
+    objects
+}
+
+fn namespace_labels(stack: &Stack) -> crate::stack::model::Map<String> {
+    let mut m = common_labels(stack);
+    m.extend(stack.namespace.labels.clone());
+    m
+}
+
+/// Context every template receives.
+pub fn base_context(stack: &Stack, env: &str) -> Value {
+    minijinja::context! {
+        stack => Serde(stack),
+        env => env,
+        namespace => &stack.namespace.name,
+        labels => Serde(common_labels(stack)),
+        namespace_labels => Serde(namespace_labels(stack)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kustomize_order() {
+        let mut kinds = vec![
+            ("networking.k8s.io/v1", "NetworkPolicy"),
+            ("apps/v1", "Deployment"),
+            ("v1", "Service"),
+            ("external-secrets.io/v1", "ExternalSecret"),
+            ("v1", "Namespace"),
+            ("v1", "PersistentVolumeClaim"),
+            ("v1", "ConfigMap"),
+        ];
+        kinds.sort_by_key(|(a, k)| sort_key(a, k, "x"));
+        let order: Vec<&str> = kinds.iter().map(|(_, k)| *k).collect();
+        assert_eq!(
+            order,
+            [
+                "Namespace",
+                "ConfigMap",
+                "Service",
+                "PersistentVolumeClaim",
+                "Deployment",
+                "ExternalSecret",
+                "NetworkPolicy"
+            ]
+        );
+    }
+}

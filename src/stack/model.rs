@@ -1,0 +1,662 @@
+//! The stack format: serde types for one app, target-neutral.
+//!
+//! Every struct denies unknown fields. Named things are maps keyed by name
+//! (definition order is kept), so environment overlays merge them by name.
+//! These types are what an environment's merged YAML deserialises into;
+//! `validate` then checks what types cannot (references, names, ranges).
+
+use indexmap::IndexMap;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A map that keeps definition order.
+pub type Map<V> = IndexMap<String, V>;
+
+/// One app: its services and everything around them, for one environment.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Stack {
+    /// Stack name; must match the file name. A DNS-1123 label.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Targets rendered for this stack (default: kubernetes).
+    #[serde(default = "default_targets")]
+    pub targets: Vec<Target>,
+    /// The namespace (Kubernetes) / project name (Compose).
+    pub namespace: Namespace,
+    /// Labels added to every rendered object.
+    #[serde(default)]
+    pub labels: Map<String>,
+    #[serde(default)]
+    pub services: Map<Service>,
+    #[serde(default)]
+    pub volumes: Map<Volume>,
+    #[serde(default)]
+    pub secrets: Map<Secret>,
+    #[serde(default)]
+    pub configs: Map<Config>,
+    #[serde(default)]
+    pub datastores: Map<Datastore>,
+    #[serde(default)]
+    pub routes: Map<Route>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitops: Option<Gitops>,
+}
+
+fn default_targets() -> Vec<Target> {
+    vec![Target::Kubernetes]
+}
+
+/// An output target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Kubernetes,
+    Compose,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Kubernetes => "kubernetes",
+            Target::Compose => "compose",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Namespace {
+    pub name: String,
+    /// Render the Namespace object itself (default true).
+    #[serde(default = "yes")]
+    pub create: bool,
+    #[serde(default)]
+    pub labels: Map<String>,
+    #[serde(default)]
+    pub annotations: Map<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A long-running workload: one main container, optional sidecars and init
+/// containers, replicas, and how it is exposed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Service {
+    pub image: Option<String>,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub ports: Map<Port>,
+    #[serde(default)]
+    pub env: Map<EnvValue>,
+    #[serde(default)]
+    pub env_from: Vec<EnvFrom>,
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    #[serde(default)]
+    pub probes: Probes,
+    pub resources: Option<Resources>,
+    #[serde(default)]
+    pub security: Security,
+    /// Name of the main container (default: the service name).
+    pub container_name: Option<String>,
+    #[serde(default = "one")]
+    pub replicas: u32,
+    /// Extra containers in the same pod, by name.
+    #[serde(default)]
+    pub sidecars: Map<Container>,
+    /// Containers run to completion before the others start, in order.
+    #[serde(default)]
+    pub init: Map<Container>,
+    pub expose: Option<Expose>,
+    pub strategy: Option<Strategy>,
+    /// Pod labels and annotations in addition to the stack's.
+    #[serde(default)]
+    pub labels: Map<String>,
+    #[serde(default)]
+    pub annotations: Map<String>,
+    /// Mount a service-account token into the pod (default false).
+    #[serde(default)]
+    pub service_account_token: bool,
+    /// Services and datastores this one needs first.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A sidecar or init container.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Container {
+    pub image: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub ports: Map<Port>,
+    #[serde(default)]
+    pub env: Map<EnvValue>,
+    #[serde(default)]
+    pub env_from: Vec<EnvFrom>,
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    #[serde(default)]
+    pub probes: Probes,
+    pub resources: Option<Resources>,
+    #[serde(default)]
+    pub security: Security,
+}
+
+/// A container port. Written as a number or as a map.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Port {
+    pub port: i64,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum Protocol {
+    #[serde(rename = "TCP", alias = "tcp")]
+    Tcp,
+    #[serde(rename = "UDP", alias = "udp")]
+    Udp,
+}
+
+impl Default for Protocol {
+    fn default() -> Self {
+        Protocol::Tcp
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortFull {
+    port: i64,
+    #[serde(default)]
+    protocol: Protocol,
+}
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Port;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a port number or a map with `port` and `protocol`")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Port, E> {
+                Ok(Port {
+                    port: v,
+                    protocol: Protocol::Tcp,
+                })
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Port, E> {
+                Ok(Port {
+                    port: i64::try_from(v).unwrap_or(i64::MAX),
+                    protocol: Protocol::Tcp,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Port, A::Error> {
+                let full = PortFull::deserialize(de::value::MapAccessDeserializer::new(a))?;
+                Ok(Port {
+                    port: full.port,
+                    protocol: full.protocol,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An environment variable: a literal, or a key of a declared secret or config.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum EnvValue {
+    Literal(String),
+    Ref(EnvRef),
+}
+
+/// `{ secret: NAME, key: KEY }` or `{ config: NAME, key: KEY }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvRef {
+    pub secret: Option<String>,
+    pub config: Option<String>,
+    pub key: String,
+}
+
+impl<'de> Deserialize<'de> for EnvValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EnvValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, an integer, a boolean, or `{ secret: NAME, key: KEY }`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EnvValue, E> {
+                Ok(EnvValue::Literal(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<EnvValue, E> {
+                Ok(EnvValue::Literal(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<EnvValue, E> {
+                Ok(EnvValue::Literal(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<EnvValue, E> {
+                Ok(EnvValue::Literal(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<EnvValue, E> {
+                Err(E::custom(
+                    "a decimal number would lose its spelling; quote it as a string",
+                ))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<EnvValue, A::Error> {
+                EnvRef::deserialize(de::value::MapAccessDeserializer::new(a)).map(EnvValue::Ref)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Import every key of a secret or config as environment variables.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvFrom {
+    pub secret: Option<String>,
+    pub config: Option<String>,
+}
+
+/// A mount of a volume, config or secret at `path`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Mount {
+    pub volume: Option<String>,
+    pub config: Option<String>,
+    pub secret: Option<String>,
+    pub path: String,
+    pub sub_path: Option<String>,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Probes {
+    pub liveness: Option<Probe>,
+    pub readiness: Option<Probe>,
+    pub startup: Option<Probe>,
+}
+
+/// A health check: exactly one of `http`, `tcp`, `exec`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Probe {
+    pub http: Option<HttpCheck>,
+    /// Name of a container port to open a TCP connection to.
+    pub tcp: Option<String>,
+    pub exec: Option<Vec<String>>,
+    pub initial_delay_seconds: Option<u32>,
+    pub period_seconds: Option<u32>,
+    pub timeout_seconds: Option<u32>,
+    pub failure_threshold: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpCheck {
+    #[serde(default = "root_path")]
+    pub path: String,
+    /// Name of a container port.
+    pub port: String,
+}
+
+fn root_path() -> String {
+    "/".to_string()
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Resources {
+    #[serde(default)]
+    pub requests: Quantities,
+    #[serde(default)]
+    pub limits: Quantities,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Quantities {
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+}
+
+/// Security settings. Defaults are the restrictive ones.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Security {
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+    pub fs_group: Option<i64>,
+    /// Allow running as root (default false). Say why in `reason`.
+    #[serde(default)]
+    pub run_as_root: bool,
+    /// Writable root filesystem (default false: read-only).
+    #[serde(default)]
+    pub writable_root_filesystem: bool,
+    /// Capabilities to add back after dropping ALL.
+    #[serde(default)]
+    pub add_capabilities: Vec<String>,
+    /// Why a default was relaxed; rendered as an annotation.
+    pub reason: Option<String>,
+}
+
+/// How a service is reachable inside the cluster.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Expose {
+    /// Service name (default: the service name).
+    pub name: Option<String>,
+    #[serde(default)]
+    pub r#type: ExposeType,
+    /// Service port -> container port name.
+    pub ports: Vec<ExposedPort>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum ExposeType {
+    #[default]
+    ClusterIP,
+    LoadBalancer,
+    NodePort,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExposedPort {
+    pub port: i64,
+    /// Name of the container port traffic goes to.
+    pub target: String,
+    /// Name of the Service port (default: the target's name).
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum Strategy {
+    RollingUpdate,
+    Recreate,
+}
+
+/// Storage shared by mounts.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Volume {
+    /// Size of a persistent volume (e.g. `20Gi`); absent for scratch space.
+    pub size: Option<String>,
+    pub storage_class: Option<String>,
+    #[serde(default)]
+    pub access_mode: AccessMode,
+    /// Scratch space that lives as long as the pod (emptyDir).
+    #[serde(default)]
+    pub ephemeral: bool,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum AccessMode {
+    #[default]
+    ReadWriteOnce,
+    ReadWriteMany,
+    ReadOnlyMany,
+    ReadWriteOncePod,
+}
+
+/// A secret the stack uses, always by reference: its value never appears.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Secret {
+    /// Name of the Kubernetes Secret (default: the secret's key in `secrets`).
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Keys this secret holds. With `external`, the keys of its `data`.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Fetched by External Secrets from a secret store.
+    pub external: Option<ExternalSource>,
+    /// Created by something else in the stack (e.g. a datastore operator).
+    pub provided_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExternalSource {
+    pub store: String,
+    #[serde(default = "cluster_store")]
+    pub store_kind: String,
+    #[serde(default = "hourly")]
+    pub refresh_interval: String,
+    /// Secret key -> where it lives in the store.
+    pub data: Map<RemoteRef>,
+}
+
+fn cluster_store() -> String {
+    "ClusterSecretStore".to_string()
+}
+
+fn hourly() -> String {
+    "1h".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RemoteRef {
+    pub key: String,
+    pub property: Option<String>,
+}
+
+/// Files shipped to containers (ConfigMap / compose config).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    pub name: Option<String>,
+    /// File name -> contents.
+    pub files: Map<String>,
+}
+
+/// A managed database.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Datastore {
+    pub engine: Engine,
+    pub version: String,
+    #[serde(default = "one")]
+    pub instances: u32,
+    pub size: String,
+    pub storage_class: Option<String>,
+    /// Database name -> owner user.
+    #[serde(default)]
+    pub databases: Map<String>,
+    /// User name -> role flags (e.g. `createdb`).
+    #[serde(default)]
+    pub users: Map<Vec<String>>,
+    /// Team that owns the cluster (Zalando operator); the name must start with it.
+    pub team: Option<String>,
+    pub resources: Option<Resources>,
+    pub port: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    Postgres,
+}
+
+/// HTTP traffic from outside to an exposed service.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Route {
+    pub host: String,
+    #[serde(default = "root_path")]
+    pub path: String,
+    /// The service whose `expose` receives the traffic.
+    pub service: String,
+    /// Service port (default: its first exposed port).
+    pub port: Option<i64>,
+    /// Gateway API HTTPRoute.
+    pub gateway: Option<GatewayRef>,
+    /// networking.k8s.io Ingress.
+    pub ingress: Option<IngressSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayRef {
+    pub name: String,
+    pub namespace: Option<String>,
+    pub section: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IngressSettings {
+    pub class_name: Option<String>,
+    /// cert-manager ClusterIssuer for the TLS certificate.
+    pub cluster_issuer: Option<String>,
+    /// Secret for the TLS certificate (default `<route>-tls`); TLS is on unless `tls: false`.
+    pub tls_secret: Option<String>,
+    #[serde(default = "yes")]
+    pub tls: bool,
+}
+
+/// What traffic the stack's pods may send and receive. Traffic between the
+/// stack's own pods is allowed unless `isolateWithin` is set.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Network {
+    #[serde(default)]
+    pub ingress: Vec<NetRule>,
+    #[serde(default)]
+    pub egress: Vec<NetRule>,
+    #[serde(default = "yes")]
+    pub allow_within_stack: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NetRule {
+    /// Why the rule exists (kept as a comment-like description).
+    pub description: Option<String>,
+    /// Peer namespaces by label; `{}` means every namespace.
+    pub namespaces: Option<Map<String>>,
+    /// Peer address range.
+    pub cidr: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<Port>,
+}
+
+/// How the rendered tree reaches a cluster.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Gitops {
+    /// Git repository the rendered tree is committed to.
+    pub repo: String,
+    #[serde(default = "main_branch")]
+    pub branch: String,
+    /// Where `rendered/` sits inside the repository.
+    #[serde(default = "rendered_dir")]
+    pub path: String,
+    pub argocd: Option<ArgoCd>,
+    pub flux: Option<Flux>,
+}
+
+fn main_branch() -> String {
+    "main".to_string()
+}
+
+fn rendered_dir() -> String {
+    "rendered".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ArgoCd {
+    #[serde(default = "argocd_ns")]
+    pub namespace: String,
+    pub project: String,
+    pub project_description: Option<String>,
+    /// Render the AppProject (default true).
+    #[serde(default = "yes")]
+    pub create_project: bool,
+    /// Extra repositories and namespaces the project admits.
+    #[serde(default)]
+    pub source_repos: Vec<String>,
+    #[serde(default)]
+    pub destinations: Vec<String>,
+    #[serde(default = "in_cluster")]
+    pub server: String,
+    /// Render an Application (default true).
+    #[serde(default = "yes")]
+    pub application: bool,
+    #[serde(default)]
+    pub automated: Option<AutoSync>,
+    #[serde(default)]
+    pub sync_options: Vec<String>,
+}
+
+fn argocd_ns() -> String {
+    "argocd".to_string()
+}
+
+fn in_cluster() -> String {
+    "https://kubernetes.default.svc".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AutoSync {
+    #[serde(default)]
+    pub prune: bool,
+    #[serde(default)]
+    pub self_heal: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Flux {
+    #[serde(default = "flux_ns")]
+    pub namespace: String,
+    #[serde(default = "one_minute")]
+    pub source_interval: String,
+    #[serde(default = "five_minutes")]
+    pub interval: String,
+    #[serde(default)]
+    pub substitute: Map<String>,
+}
+
+fn flux_ns() -> String {
+    "flux-system".to_string()
+}
+
+fn one_minute() -> String {
+    "1m".to_string()
+}
+
+fn five_minutes() -> String {
+    "5m".to_string()
+}

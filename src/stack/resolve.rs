@@ -1,0 +1,549 @@
+//! Stage 2 of loading: one parsed stack file -> a typed `Stack` per
+//! environment.
+//!
+//! A file is a base stack plus `environments` (overlays) and `components`
+//! (optional overlays an environment switches on). For an environment the
+//! merged YAML is: base, then each of its components in order, then its own
+//! overlay. Maps merge key by key (so named things merge by name), any other
+//! value replaces, and `null` deletes. The merged value is then deserialised;
+//! every error is located in whichever layer wrote the offending field.
+
+use indexmap::IndexMap;
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+
+use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::stack::model::Stack;
+use crate::stack::source::SourceFile;
+use crate::yaml::{Pos, Spans, parse};
+
+/// Name of the single environment of a stack that declares none.
+pub const DEFAULT_ENV: &str = "default";
+
+/// A stack file split into its layers.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub name: String,
+    pub file: String,
+    pub text: String,
+    base: Value,
+    spans: Spans,
+    /// Environment name -> (components it enables, overlay).
+    pub environments: IndexMap<String, EnvDef>,
+    components: IndexMap<String, Value>,
+}
+
+/// One environment as written.
+#[derive(Debug, Clone)]
+pub struct EnvDef {
+    pub description: Option<String>,
+    pub components: Vec<String>,
+    overlay: Value,
+}
+
+/// A stack resolved for one environment.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub env: String,
+    pub stack: Stack,
+}
+
+impl Document {
+    /// Parses a source file and splits off environments and components.
+    pub fn parse(src: &SourceFile) -> Result<Document, Vec<Diagnostic>> {
+        let text = match &src.text {
+            Ok(t) => t.clone(),
+            Err(why) => return Err(vec![Diagnostic::error(&src.display, why.clone())]),
+        };
+        let (value, spans) = parse(&text).map_err(|e| {
+            let mut d = Diagnostic::error(&src.display, e.message)
+                .at(Some(e.pos))
+                .with_source(&text);
+            if let Some(p) = e.path {
+                d = d.field(p);
+            }
+            vec![d]
+        })?;
+        let mut map = match value {
+            Value::Mapping(m) => m,
+            Value::Null => {
+                return Err(vec![
+                    Diagnostic::error(&src.display, "stack file is empty")
+                        .note("expected a mapping with at least `name` and `namespace`"),
+                ]);
+            }
+            _ => {
+                return Err(vec![
+                    Diagnostic::error(
+                        &src.display,
+                        "a stack file must be a mapping of keys to values",
+                    )
+                    .at(Some(Pos { line: 1, col: 1 }))
+                    .with_source(&text),
+                ]);
+            }
+        };
+        let mut errors = Vec::new();
+        let err = |path: &str, msg: String| {
+            Diagnostic::error(&src.display, msg)
+                .at(spans.locate(path))
+                .field(path)
+                .with_source(&text)
+        };
+        let mut components = IndexMap::new();
+        match map.remove("components") {
+            None | Some(Value::Null) => {}
+            Some(Value::Mapping(m)) => {
+                for (k, v) in m {
+                    let k = key_string(&k);
+                    match v {
+                        Value::Mapping(_) | Value::Null => {
+                            components.insert(k, v);
+                        }
+                        _ => errors.push(err(
+                            &format!("components.{k}"),
+                            "a component must be a mapping (a partial stack)".into(),
+                        )),
+                    }
+                }
+            }
+            Some(_) => errors.push(err(
+                "components",
+                "`components` must be a mapping of name to partial stack".into(),
+            )),
+        }
+        let mut environments = IndexMap::new();
+        match map.remove("environments") {
+            None | Some(Value::Null) => {}
+            Some(Value::Mapping(m)) => {
+                for (k, v) in m {
+                    let name = key_string(&k);
+                    match env_def(&name, v, &components) {
+                        Ok(def) => {
+                            environments.insert(name, def);
+                        }
+                        Err((path, msg)) => errors.push(err(&path, msg)),
+                    }
+                }
+            }
+            Some(_) => errors.push(err(
+                "environments",
+                "`environments` must be a mapping of name to overlay".into(),
+            )),
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Document {
+            name: src.name.clone(),
+            file: src.display.clone(),
+            text,
+            base: Value::Mapping(map),
+            spans,
+            environments,
+            components,
+        })
+    }
+
+    /// Environment names in definition order (`default` when none are declared).
+    pub fn env_names(&self) -> Vec<String> {
+        if self.environments.is_empty() {
+            vec![DEFAULT_ENV.to_string()]
+        } else {
+            self.environments.keys().cloned().collect()
+        }
+    }
+
+    /// Merges the layers of `env` and deserialises them.
+    pub fn resolve(&self, env: &str) -> Result<Resolved, Vec<Diagnostic>> {
+        let mut layers: Vec<String> = Vec::new();
+        let mut merged = self.base.clone();
+        if let Some(def) = self.environments.get(env) {
+            for c in &def.components {
+                merge(&mut merged, self.components[c].clone());
+                layers.push(format!("components.{c}."));
+            }
+            merge(&mut merged, def.overlay.clone());
+            layers.push(format!("environments.{env}."));
+        }
+        layers.reverse();
+        let locator = Locator { doc: self, layers };
+        let stack: Stack = deserialize_all(merged, &locator)?;
+        Ok(Resolved {
+            env: env.to_string(),
+            stack,
+        })
+    }
+
+    /// A diagnostic located at the field `path` of the merged stack.
+    pub fn locator(&self, env: &str) -> Locator<'_> {
+        let mut layers = Vec::new();
+        if let Some(def) = self.environments.get(env) {
+            layers.extend(def.components.iter().map(|c| format!("components.{c}.")));
+            layers.push(format!("environments.{env}."));
+        }
+        layers.reverse();
+        Locator { doc: self, layers }
+    }
+}
+
+/// Maps a field path of a merged stack back to where it was written.
+pub struct Locator<'a> {
+    doc: &'a Document,
+    /// Path prefixes of overlay layers, the one applied last first.
+    layers: Vec<String>,
+}
+
+impl Locator<'_> {
+    /// Where `path` was written: the deepest written ancestor, searching the
+    /// layers from the last applied to the base. Returns its position and
+    /// the path as written in the file.
+    pub fn find(&self, path: &str) -> (Option<Pos>, String) {
+        let mut p = path;
+        loop {
+            for layer in &self.layers {
+                let full = format!("{layer}{p}");
+                if let Some(pos) = self.doc.spans.exact(&full) {
+                    return (Some(pos), format!("{layer}{path}"));
+                }
+            }
+            if let Some(pos) = self.doc.spans.exact(p) {
+                return (Some(pos), path.to_string());
+            }
+            match p.rfind(['.', '[']) {
+                Some(cut) => p = &p[..cut],
+                None => return (None, path.to_string()),
+            }
+        }
+    }
+
+    /// An error at `path`.
+    pub fn error(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        let (pos, written) = self.find(path);
+        Diagnostic::error(&self.doc.file, message)
+            .at(pos)
+            .field(written)
+            .with_source(&self.doc.text)
+    }
+
+    /// A warning at `path`.
+    pub fn warning(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        let (pos, written) = self.find(path);
+        Diagnostic::warning(&self.doc.file, message)
+            .at(pos)
+            .field(written)
+            .with_source(&self.doc.text)
+    }
+}
+
+fn key_string(k: &Value) -> String {
+    match k {
+        Value::String(s) => s.clone(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    }
+}
+
+fn env_def(
+    name: &str,
+    v: Value,
+    components: &IndexMap<String, Value>,
+) -> Result<EnvDef, (String, String)> {
+    let base = format!("environments.{name}");
+    let mut m = match v {
+        Value::Null => Mapping::new(),
+        Value::Mapping(m) => m,
+        _ => {
+            return Err((
+                base,
+                "an environment must be a mapping (an overlay of the stack)".into(),
+            ));
+        }
+    };
+    let description = match m.remove("description") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => return Err((format!("{base}.description"), "expected a string".into())),
+    };
+    let mut enabled = Vec::new();
+    match m.remove("components") {
+        None | Some(Value::Null) => {}
+        Some(Value::Sequence(items)) => {
+            for (i, item) in items.into_iter().enumerate() {
+                let path = format!("{base}.components[{i}]");
+                let Value::String(c) = item else {
+                    return Err((path, "expected a component name".into()));
+                };
+                if !components.contains_key(&c) {
+                    let mut msg = format!("unknown component `{c}`");
+                    if let Some(s) = did_you_mean(&c, components.keys().map(String::as_str)) {
+                        msg.push_str(&format!("; did you mean `{s}`?"));
+                    }
+                    return Err((path, msg));
+                }
+                enabled.push(c);
+            }
+        }
+        Some(_) => {
+            return Err((
+                format!("{base}.components"),
+                "expected a list of component names".into(),
+            ));
+        }
+    }
+    for key in ["name", "environments"] {
+        if m.contains_key(key) {
+            return Err((
+                format!("{base}.{key}"),
+                format!("`{key}` cannot be changed by an environment"),
+            ));
+        }
+    }
+    Ok(EnvDef {
+        description,
+        components: enabled,
+        overlay: Value::Mapping(m),
+    })
+}
+
+/// Deep merge: maps merge by key, `null` deletes, anything else replaces.
+pub fn merge(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                if v.is_null() {
+                    b.remove(&k);
+                } else if let Some(existing) = b.get_mut(&k) {
+                    merge(existing, v);
+                } else {
+                    b.insert(k, v);
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// Deserialises `value`, collecting every error: after each one the
+/// offending key is removed and deserialisation is retried.
+fn deserialize_all<T: DeserializeOwned>(
+    mut value: Value,
+    loc: &Locator<'_>,
+) -> Result<T, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    for _ in 0..200 {
+        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(v) if errors.is_empty() => return Ok(v),
+            Ok(_) => return Err(errors),
+            Err(e) => {
+                let path = e.path().to_string();
+                let path = if path == "." { String::new() } else { path };
+                let msg = e.inner().to_string();
+                let (diag, removable) = describe(&path, &msg, loc);
+                errors.push(diag);
+                match removable {
+                    Some(p) if remove_path(&mut value, &p) => {}
+                    _ => return Err(errors),
+                }
+            }
+        }
+    }
+    Err(errors)
+}
+
+/// Turns a serde message into a diagnostic; returns the path to remove so
+/// deserialisation can continue past it.
+fn describe(path: &str, msg: &str, loc: &Locator<'_>) -> (Diagnostic, Option<String>) {
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let key = rest.split('`').next().unwrap_or("");
+        let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
+        let full = if path.ends_with(key) {
+            path.to_string()
+        } else {
+            join(path, key)
+        };
+        let parent = full.strip_suffix(key).unwrap_or("").trim_end_matches('.');
+        let where_ = if parent.is_empty() {
+            "at the top level".to_string()
+        } else {
+            format!("in `{parent}`")
+        };
+        let mut d = loc.error(&full, format!("unknown key `{key}` {where_}"));
+        if !expected.is_empty() {
+            d = d.note(format!(
+                "expected one of {}",
+                expected
+                    .iter()
+                    .map(|e| format!("`{e}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            if let Some(s) = did_you_mean(key, expected.iter().copied()) {
+                d = d.note(format!("help: did you mean `{s}`?"));
+            }
+        }
+        return (d, Some(full));
+    }
+    if let Some(rest) = msg.strip_prefix("unknown variant `") {
+        let word = rest.split('`').next().unwrap_or("");
+        let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
+        let mut d = loc
+            .error(path, format!("unknown value `{word}`"))
+            .note(format!(
+                "expected one of {}",
+                expected
+                    .iter()
+                    .map(|e| format!("`{e}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        if let Some(s) = did_you_mean(word, expected.iter().copied()) {
+            d = d.note(format!("help: did you mean `{s}`?"));
+        }
+        return (d, Some(path.to_string()));
+    }
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        let key = rest.split('`').next().unwrap_or("");
+        let where_ = if path.is_empty() {
+            "at the top level".to_string()
+        } else {
+            format!("in `{path}`")
+        };
+        return (
+            loc.error(path, format!("missing required key `{key}` {where_}")),
+            None,
+        );
+    }
+    let msg = msg
+        .replace("invalid type: ", "wrong type: found ")
+        .replace("invalid value: ", "invalid value: found ");
+    let removable = (!path.is_empty()).then(|| path.to_string());
+    (loc.error(path, msg), removable)
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Removes the value at a `a.b[2].c` path. Returns whether anything was removed.
+fn remove_path(value: &mut Value, path: &str) -> bool {
+    let segments = split_path(path);
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut cur = value;
+    for seg in parents {
+        cur = match (cur, seg) {
+            (Value::Mapping(m), Seg::Key(k)) => match m.get_mut(k.as_str()) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Value::Sequence(s), Seg::Index(i)) => match s.get_mut(*i) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (cur, last) {
+        (Value::Mapping(m), Seg::Key(k)) => m.remove(k.as_str()).is_some(),
+        (Value::Sequence(s), Seg::Index(i)) if *i < s.len() => {
+            s.remove(*i);
+            true
+        }
+        _ => false,
+    }
+}
+
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn split_path(path: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let mut rest = part;
+        if let Some(b) = rest.find('[') {
+            if b > 0 {
+                out.push(Seg::Key(rest[..b].to_string()));
+            }
+            rest = &rest[b..];
+            while let Some(r) = rest.strip_prefix('[') {
+                let end = r.find(']').unwrap_or(r.len());
+                if let Ok(i) = r[..end].parse() {
+                    out.push(Seg::Index(i));
+                }
+                rest = r.get(end + 1..).unwrap_or("");
+            }
+        } else if !rest.is_empty() {
+            out.push(Seg::Key(rest.to_string()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> Document {
+        Document::parse(&SourceFile {
+            name: "t".into(),
+            display: "t.yaml".into(),
+            text: Ok(text.into()),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn merge_by_name_and_delete_with_null() {
+        let mut base: Value = serde_yaml::from_str("a: {x: 1, y: 2}\nl: [1, 2]\n").unwrap();
+        merge(
+            &mut base,
+            serde_yaml::from_str("a: {y: 3, x: null}\nl: [9]\n").unwrap(),
+        );
+        assert_eq!(
+            base,
+            serde_yaml::from_str::<Value>("a: {y: 3}\nl: [9]\n").unwrap()
+        );
+    }
+
+    #[test]
+    fn collects_every_unknown_key_with_location() {
+        let d = doc(
+            "name: t\nnamespace: {name: t}\nservices:\n  app:\n    image: x:1\n    replcas: 2\n  db:\n    imag: y\n",
+        );
+        let errs = d.resolve(DEFAULT_ENV).unwrap_err();
+        let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errs.len(), 2, "{msgs:#?}");
+        assert!(
+            msgs[0].contains("unknown key `replcas` in `services.app`"),
+            "{}",
+            msgs[0]
+        );
+        assert!(msgs[0].contains("t.yaml:6:5"), "{}", msgs[0]);
+        assert!(msgs[0].contains("did you mean `replicas`"), "{}", msgs[0]);
+        assert!(msgs[1].contains("t.yaml:8:5"), "{}", msgs[1]);
+    }
+
+    #[test]
+    fn overlay_errors_point_into_the_environment() {
+        let d = doc(
+            "name: t\nnamespace: {name: t}\nservices:\n  app: {image: 'x:1'}\nenvironments:\n  prod:\n    services:\n      app:\n        replicas: many\n",
+        );
+        let errs = d.resolve("prod").unwrap_err();
+        assert!(errs[0].to_string().contains("t.yaml:9:9"), "{}", errs[0]);
+        assert_eq!(
+            errs[0].field.as_deref(),
+            Some("environments.prod.services.app.replicas")
+        );
+        assert_eq!(d.resolve("prod").is_err(), true);
+    }
+}

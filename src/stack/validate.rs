@@ -1,0 +1,795 @@
+//! Stage 3 of loading: checks a typed stack beyond what its types say.
+//!
+//! Names are valid for every target, references resolve, ports are in
+//! range, nothing is declared twice, and the rules a careful operator
+//! expects hold (a ReadWriteOnce volume is never shared by replicas). Every
+//! problem is reported, located by the `Locator` of its environment.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::stack::model::{
+    AccessMode, Container, EnvFrom, EnvValue, Map, Mount, Port, Probe, Security, Service, Stack,
+};
+use crate::stack::resolve::Locator;
+
+/// Checks `stack`; returns errors and warnings.
+pub fn validate(stack: &Stack, file_stem: &str, loc: &Locator<'_>) -> Vec<Diagnostic> {
+    let mut v = Checker {
+        stack,
+        loc,
+        out: Vec::new(),
+    };
+    v.top(file_stem);
+    for (name, svc) in &stack.services {
+        v.service(name, svc);
+    }
+    v.volumes_shared();
+    v.secrets();
+    v.datastores();
+    v.routes();
+    v.network();
+    v.out
+}
+
+struct Checker<'a> {
+    stack: &'a Stack,
+    loc: &'a Locator<'a>,
+    out: Vec<Diagnostic>,
+}
+
+/// A DNS-1123 label: lowercase alphanumerics and `-`, at most 63, starting
+/// and ending alphanumeric. Such a name can never form a path (`/`, `..`).
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A DNS-1123 subdomain: dot-separated labels, at most 253.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// A port name (IANA service name): at most 15, lowercase alphanumerics and
+/// `-`, at least one letter.
+fn is_port_name(s: &str) -> bool {
+    is_dns_label(s)
+        && s.len() <= 15
+        && s.bytes().any(|b| b.is_ascii_lowercase())
+        && !s.contains("--")
+}
+
+fn is_label_key(k: &str) -> bool {
+    let (prefix, name) = match k.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    prefix.is_none_or(is_dns_subdomain) && is_label_value(name) && !name.is_empty()
+}
+
+fn is_label_value(v: &str) -> bool {
+    v.len() <= 63
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && v.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric())
+        && v.bytes().last().is_none_or(|b| b.is_ascii_alphanumeric())
+}
+
+impl Checker<'_> {
+    fn err(&mut self, path: &str, msg: impl Into<String>) {
+        self.out.push(self.loc.error(path, msg));
+    }
+
+    fn warn(&mut self, path: &str, msg: impl Into<String>) {
+        self.out.push(self.loc.warning(path, msg));
+    }
+
+    fn label_name(&mut self, path: &str, what: &str, name: &str) {
+        if !is_dns_label(name) {
+            self.err(
+                path,
+                format!("{what} name `{name}` is not a valid DNS-1123 label (lowercase letters, digits and `-`, at most 63, starting and ending with a letter or digit)"),
+            );
+        }
+    }
+
+    fn labels(&mut self, path: &str, labels: &Map<String>) {
+        for (k, v) in labels {
+            if !is_label_key(k) {
+                self.err(
+                    &format!("{path}.{k}"),
+                    format!("`{k}` is not a valid label key"),
+                );
+            }
+            if !is_label_value(v) {
+                self.err(&format!("{path}.{k}"), format!("label value `{v}` is not valid (at most 63 of letters, digits, `-_.`, starting and ending alphanumeric)"));
+            }
+        }
+    }
+
+    fn reference(&mut self, path: &str, what: &str, name: &str, known: Vec<&str>) {
+        if known.contains(&name) {
+            return;
+        }
+        let mut msg = format!("{what} `{name}` is not declared");
+        if let Some(s) = did_you_mean(name, known.iter().copied()) {
+            msg.push_str(&format!("; did you mean `{s}`?"));
+        }
+        self.err(path, msg);
+    }
+
+    fn top(&mut self, file_stem: &str) {
+        let s = self.stack;
+        self.label_name("name", "stack", &s.name);
+        if s.name != file_stem {
+            self.err(
+                "name",
+                format!(
+                    "stack name `{}` does not match its file name `{file_stem}.yaml`",
+                    s.name
+                ),
+            );
+        }
+        self.label_name("namespace.name", "namespace", &s.namespace.name);
+        self.labels("namespace.labels", &s.namespace.labels);
+        self.labels("labels", &s.labels);
+        let mut seen = BTreeSet::new();
+        for (i, t) in s.targets.iter().enumerate() {
+            if !seen.insert(t) {
+                self.err(
+                    &format!("targets[{i}]"),
+                    format!("target `{}` is listed twice", t.as_str()),
+                );
+            }
+        }
+        if s.targets.is_empty() {
+            self.err("targets", "at least one target is needed");
+        }
+        for (kind, names) in [
+            ("volume", s.volumes.keys().collect::<Vec<_>>()),
+            ("config", s.configs.keys().collect()),
+            ("route", s.routes.keys().collect()),
+            ("service", s.services.keys().collect()),
+            ("datastore", s.datastores.keys().collect()),
+            ("secret", s.secrets.keys().collect()),
+        ] {
+            for n in names {
+                let path = format!("{kind}s.{n}").replace("datastores", "datastores");
+                self.label_name(&path, kind, n);
+            }
+        }
+        let mut workload_names: BTreeMap<&str, &str> = BTreeMap::new();
+        for n in s.services.keys().chain(s.datastores.keys()) {
+            if let Some(prev) = workload_names.insert(n, n) {
+                self.err(
+                    &format!("datastores.{n}"),
+                    format!("`{prev}` is both a service and a datastore"),
+                );
+            }
+        }
+    }
+
+    fn service(&mut self, name: &str, svc: &Service) {
+        let base = format!("services.{name}");
+        if svc.image.is_none() {
+            self.err(&base, format!("service `{name}` has no `image`"));
+        }
+        let main = main_container(name, svc);
+        let mut containers: Vec<(String, &Container)> = vec![(base.clone(), &main)];
+        containers.extend(
+            svc.sidecars
+                .iter()
+                .map(|(n, c)| (format!("{base}.sidecars.{n}"), c)),
+        );
+        let inits: Vec<(String, &Container)> = svc
+            .init
+            .iter()
+            .map(|(n, c)| (format!("{base}.init.{n}"), c))
+            .collect();
+
+        let mut container_names = BTreeSet::new();
+        container_names.insert(main_name(name, svc));
+        for (n, _) in svc.sidecars.iter().chain(&svc.init) {
+            self.label_name(&format!("{base}.sidecars.{n}"), "container", n);
+            if !container_names.insert(n.clone()) {
+                self.err(
+                    &format!("{base}.sidecars.{n}"),
+                    format!("container name `{n}` is used twice in service `{name}`"),
+                );
+            }
+        }
+        if let Some(cn) = &svc.container_name {
+            self.label_name(&format!("{base}.containerName"), "container", cn);
+        }
+        // Ports are shared by the pod's network namespace.
+        let mut port_numbers: BTreeMap<(i64, String), String> = BTreeMap::new();
+        let mut port_names = Vec::new();
+        for (path, c) in &containers {
+            for (pn, p) in &c.ports {
+                let pp = format!("{path}.ports.{pn}");
+                self.port(&pp, pn, p);
+                let key = (p.port, format!("{:?}", p.protocol));
+                if let Some(other) = port_numbers.insert(key, pn.clone()) {
+                    self.err(
+                        &pp,
+                        format!("port {} is already used by `{other}` in this pod", p.port),
+                    );
+                }
+                if port_names.contains(&pn.as_str()) {
+                    self.err(&pp, format!("port name `{pn}` is used twice in this pod"));
+                }
+                port_names.push(pn.as_str());
+            }
+        }
+        for (path, c) in containers.iter().chain(&inits) {
+            self.container(path, c);
+        }
+        for (path, c) in &inits {
+            if c.probes.liveness.is_some()
+                || c.probes.readiness.is_some()
+                || c.probes.startup.is_some()
+            {
+                self.err(
+                    &format!("{path}.probes"),
+                    "init containers cannot have probes",
+                );
+            }
+        }
+        self.labels(&format!("{base}.labels"), &svc.labels);
+        if let Some(expose) = &svc.expose {
+            if let Some(n) = &expose.name {
+                self.label_name(&format!("{base}.expose.name"), "Service", n);
+            }
+            if expose.ports.is_empty() {
+                self.err(
+                    &format!("{base}.expose.ports"),
+                    "`expose` needs at least one port",
+                );
+            }
+            for (i, p) in expose.ports.iter().enumerate() {
+                let pp = format!("{base}.expose.ports[{i}]");
+                if !(1..=65535).contains(&p.port) {
+                    self.err(
+                        &format!("{pp}.port"),
+                        format!("port {} is out of range 1-65535", p.port),
+                    );
+                }
+                self.reference(
+                    &format!("{pp}.target"),
+                    "container port",
+                    &p.target,
+                    port_names.clone(),
+                );
+            }
+        }
+        for (i, dep) in svc.depends_on.iter().enumerate() {
+            let known: Vec<&str> = self
+                .stack
+                .services
+                .keys()
+                .chain(self.stack.datastores.keys())
+                .map(String::as_str)
+                .collect();
+            if dep == name {
+                self.err(
+                    &format!("{base}.dependsOn[{i}]"),
+                    "a service cannot depend on itself",
+                );
+            } else {
+                self.reference(&format!("{base}.dependsOn[{i}]"), "dependency", dep, known);
+            }
+        }
+        // A ReadWriteOnce volume attaches to one node: several replicas
+        // (or a rolling update's surge pod) would wait on it forever.
+        for (path, c) in containers.iter().chain(&inits) {
+            for (i, m) in c.mounts.iter().enumerate() {
+                let Some(vol) = m.volume.as_ref().and_then(|v| self.stack.volumes.get(v)) else {
+                    continue;
+                };
+                let single = matches!(
+                    vol.access_mode,
+                    AccessMode::ReadWriteOnce | AccessMode::ReadWriteOncePod
+                );
+                if vol.size.is_some() && !vol.ephemeral && single && svc.replicas > 1 {
+                    self.err(
+                        &format!("{path}.mounts[{i}].volume"),
+                        format!(
+                            "service `{name}` has {} replicas but mounts the {:?} volume `{}`",
+                            svc.replicas,
+                            vol.access_mode,
+                            m.volume.as_deref().unwrap_or_default()
+                        ),
+                    );
+                    self.out.last_mut().map(|d| {
+                        d.notes.push("help: use `replicas: 1`, or `accessMode: ReadWriteMany` if the storage class supports it".into());
+                    });
+                }
+            }
+        }
+    }
+
+    fn port(&mut self, path: &str, name: &str, p: &Port) {
+        if !is_port_name(name) {
+            self.err(path, format!("port name `{name}` is not valid (at most 15 lowercase letters, digits and `-`, with a letter)"));
+        }
+        if !(1..=65535).contains(&p.port) {
+            self.err(
+                &format!("{path}"),
+                format!("port {} is out of range 1-65535", p.port),
+            );
+        }
+    }
+
+    fn container(&mut self, path: &str, c: &Container) {
+        if c.image.is_empty() {
+            self.err(&format!("{path}.image"), "image must not be empty");
+        } else {
+            self.image(&format!("{path}.image"), &c.image);
+        }
+        for (k, v) in &c.env {
+            let ep = format!("{path}.env.{k}");
+            if !is_env_name(k) {
+                self.err(&ep, format!("`{k}` is not a valid environment variable name (letters, digits and `_`, not starting with a digit)"));
+            }
+            if let EnvValue::Ref(r) = v {
+                match (&r.secret, &r.config) {
+                    (Some(s), None) => self.secret_key(&ep, s, &r.key),
+                    (None, Some(cfg)) => {
+                        let known = self.stack.configs.keys().map(String::as_str).collect();
+                        self.reference(&format!("{ep}.config"), "config", cfg, known);
+                        if let Some(conf) = self.stack.configs.get(cfg) {
+                            if !conf.files.contains_key(&r.key) {
+                                self.err(
+                                    &format!("{ep}.key"),
+                                    format!("config `{cfg}` has no file `{}`", r.key),
+                                );
+                            }
+                        }
+                    }
+                    _ => self.err(&ep, "give exactly one of `secret` or `config`"),
+                }
+            }
+        }
+        for (i, ef) in c.env_from.iter().enumerate() {
+            self.env_from(&format!("{path}.envFrom[{i}]"), ef);
+        }
+        let mut paths = BTreeSet::new();
+        for (i, m) in c.mounts.iter().enumerate() {
+            let mp = format!("{path}.mounts[{i}]");
+            self.mount(&mp, m);
+            if !paths.insert(m.path.as_str()) {
+                self.err(
+                    &format!("{mp}.path"),
+                    format!("`{}` is mounted twice in this container", m.path),
+                );
+            }
+        }
+        let ports: Vec<&str> = c.ports.keys().map(String::as_str).collect();
+        for (kind, probe) in [
+            ("liveness", &c.probes.liveness),
+            ("readiness", &c.probes.readiness),
+            ("startup", &c.probes.startup),
+        ] {
+            if let Some(p) = probe {
+                self.probe(&format!("{path}.probes.{kind}"), p, &ports);
+            }
+        }
+        self.security(&format!("{path}.security"), &c.security);
+        for (what, q) in c
+            .resources
+            .iter()
+            .flat_map(|r| [("requests", &r.requests), ("limits", &r.limits)])
+        {
+            for (res, val) in [("cpu", &q.cpu), ("memory", &q.memory)] {
+                if let Some(val) = val {
+                    if !is_quantity(val) {
+                        self.err(
+                            &format!("{path}.resources.{what}.{res}"),
+                            format!("`{val}` is not a Kubernetes quantity (e.g. `250m`, `512Mi`)"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn image(&mut self, path: &str, image: &str) {
+        if image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            self.err(path, format!("image `{image}` contains whitespace"));
+            return;
+        }
+        if image.contains("@sha256:") {
+            return;
+        }
+        let last = image.rsplit('/').next().unwrap_or(image);
+        match last.split_once(':') {
+            None => self.warn(path, format!("image `{image}` has no tag: it resolves to the mutable `latest`; pin a version or a digest")),
+            Some((_, "latest")) => self.warn(path, format!("image `{image}` uses the mutable tag `latest`; pin a version or a digest")),
+            Some(_) => {}
+        }
+    }
+
+    fn secret_key(&mut self, path: &str, secret: &str, key: &str) {
+        let known = self.stack.secrets.keys().map(String::as_str).collect();
+        self.reference(&format!("{path}.secret"), "secret", secret, known);
+        if let Some(s) = self.stack.secrets.get(secret) {
+            let keys = secret_keys(s);
+            if !keys.contains(&key) {
+                let mut msg = format!("secret `{secret}` declares no key `{key}`");
+                if let Some(sugg) = did_you_mean(key, keys.iter().copied()) {
+                    msg.push_str(&format!("; did you mean `{sugg}`?"));
+                }
+                self.err(&format!("{path}.key"), msg);
+            }
+        }
+    }
+
+    fn env_from(&mut self, path: &str, ef: &EnvFrom) {
+        match (&ef.secret, &ef.config) {
+            (Some(s), None) => {
+                let known = self.stack.secrets.keys().map(String::as_str).collect();
+                self.reference(&format!("{path}.secret"), "secret", s, known);
+            }
+            (None, Some(c)) => {
+                let known = self.stack.configs.keys().map(String::as_str).collect();
+                self.reference(&format!("{path}.config"), "config", c, known);
+            }
+            _ => self.err(path, "give exactly one of `secret` or `config`"),
+        }
+    }
+
+    fn mount(&mut self, path: &str, m: &Mount) {
+        match (&m.volume, &m.config, &m.secret) {
+            (Some(v), None, None) => {
+                let known = self.stack.volumes.keys().map(String::as_str).collect();
+                self.reference(&format!("{path}.volume"), "volume", v, known);
+            }
+            (None, Some(c), None) => {
+                let known = self.stack.configs.keys().map(String::as_str).collect();
+                self.reference(&format!("{path}.config"), "config", c, known);
+            }
+            (None, None, Some(s)) => {
+                let known = self.stack.secrets.keys().map(String::as_str).collect();
+                self.reference(&format!("{path}.secret"), "secret", s, known);
+            }
+            _ => self.err(
+                path,
+                "a mount needs exactly one of `volume`, `config` or `secret`",
+            ),
+        }
+        if !m.path.starts_with('/') {
+            self.err(
+                &format!("{path}.path"),
+                format!("mount path `{}` must be absolute", m.path),
+            );
+        }
+        if m.path.split('/').any(|seg| seg == "..") || m.path.contains(':') {
+            self.err(
+                &format!("{path}.path"),
+                format!("mount path `{}` must not contain `..` or `:`", m.path),
+            );
+        }
+    }
+
+    fn probe(&mut self, path: &str, p: &Probe, ports: &[&str]) {
+        let kinds = usize::from(p.http.is_some())
+            + usize::from(p.tcp.is_some())
+            + usize::from(p.exec.is_some());
+        if kinds != 1 {
+            self.err(path, "a probe needs exactly one of `http`, `tcp` or `exec`");
+        }
+        if let Some(h) = &p.http {
+            self.reference(
+                &format!("{path}.http.port"),
+                "port",
+                &h.port,
+                ports.to_vec(),
+            );
+            if !h.path.starts_with('/') {
+                self.err(
+                    &format!("{path}.http.path"),
+                    "an HTTP probe path starts with `/`",
+                );
+            }
+        }
+        if let Some(t) = &p.tcp {
+            self.reference(&format!("{path}.tcp"), "port", t, ports.to_vec());
+        }
+        if let Some(e) = &p.exec {
+            if e.is_empty() {
+                self.err(&format!("{path}.exec"), "an exec probe needs a command");
+            }
+        }
+    }
+
+    fn security(&mut self, path: &str, s: &Security) {
+        if s.run_as_user == Some(0) && !s.run_as_root {
+            self.err(
+                &format!("{path}.runAsUser"),
+                "user 0 is root: set `runAsRoot: true` (and a `reason`) to allow it",
+            );
+        }
+        if (s.run_as_root || s.writable_root_filesystem || !s.add_capabilities.is_empty())
+            && s.reason.is_none()
+        {
+            self.warn(path, "a security default is relaxed without a `reason`");
+        }
+        for (i, cap) in s.add_capabilities.iter().enumerate() {
+            if !cap.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') || cap.is_empty() {
+                self.err(
+                    &format!("{path}.addCapabilities[{i}]"),
+                    format!("`{cap}` is not a capability name (e.g. `NET_BIND_SERVICE`)"),
+                );
+            }
+        }
+    }
+
+    fn volumes_shared(&mut self) {
+        for (name, vol) in &self.stack.volumes {
+            let path = format!("volumes.{name}");
+            if vol.ephemeral && vol.size.is_some() {
+                self.err(&path, "an `ephemeral` volume has no `size`");
+            }
+            if !vol.ephemeral && vol.size.is_none() {
+                self.err(
+                    &path,
+                    "a persistent volume needs a `size` (or set `ephemeral: true`)",
+                );
+            }
+            if let Some(size) = &vol.size {
+                if !is_quantity(size) {
+                    self.err(
+                        &format!("{path}.size"),
+                        format!("`{size}` is not a Kubernetes quantity (e.g. `10Gi`)"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn secrets(&mut self) {
+        for (name, s) in &self.stack.secrets {
+            let path = format!("secrets.{name}");
+            if let Some(n) = &s.name {
+                if !is_dns_subdomain(n) {
+                    self.err(
+                        &format!("{path}.name"),
+                        format!("`{n}` is not a valid DNS-1123 subdomain"),
+                    );
+                }
+            }
+            if s.external.is_some() && s.provided_by.is_some() {
+                self.err(
+                    &path,
+                    "a secret is either `external` or `providedBy`, not both",
+                );
+            }
+            if let Some(ext) = &s.external {
+                if ext.data.is_empty() {
+                    self.err(
+                        &format!("{path}.external.data"),
+                        "an external secret needs at least one key in `data`",
+                    );
+                }
+                if !s.keys.is_empty() {
+                    self.err(
+                        &format!("{path}.keys"),
+                        "with `external`, the keys are those of `external.data`; remove `keys`",
+                    );
+                }
+            } else if s.keys.is_empty() {
+                self.err(
+                    &path,
+                    "declare the secret's `keys` so references to it can be checked",
+                );
+            }
+            if let Some(p) = &s.provided_by {
+                let known = self.stack.datastores.keys().map(String::as_str).collect();
+                self.reference(&format!("{path}.providedBy"), "datastore", p, known);
+            }
+            for k in secret_keys(s) {
+                if k.is_empty()
+                    || !k
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                {
+                    self.err(&path, format!("`{k}` is not a valid secret key"));
+                }
+            }
+        }
+    }
+
+    fn datastores(&mut self) {
+        for (name, d) in &self.stack.datastores {
+            let path = format!("datastores.{name}");
+            let team = d.team.clone().unwrap_or_else(|| self.stack.name.clone());
+            if !name.starts_with(&format!("{team}-")) {
+                self.err(
+                    &path,
+                    format!("a PostgreSQL cluster name must start with its team: `{team}-`"),
+                );
+            }
+            if d.instances == 0 {
+                self.err(
+                    &format!("{path}.instances"),
+                    "at least one instance is needed",
+                );
+            }
+            if !is_quantity(&d.size) {
+                self.err(
+                    &format!("{path}.size"),
+                    format!("`{}` is not a Kubernetes quantity", d.size),
+                );
+            }
+            for (db, owner) in &d.databases {
+                if !d.users.contains_key(owner) {
+                    let known = d.users.keys().map(String::as_str).collect();
+                    self.reference(&format!("{path}.databases.{db}"), "user", owner, known);
+                }
+            }
+        }
+    }
+
+    fn routes(&mut self) {
+        for (name, r) in &self.stack.routes {
+            let path = format!("routes.{name}");
+            if !is_dns_subdomain(&r.host) {
+                self.err(
+                    &format!("{path}.host"),
+                    format!("`{}` is not a valid host name", r.host),
+                );
+            }
+            if !r.path.starts_with('/') {
+                self.err(&format!("{path}.path"), "a route path starts with `/`");
+            }
+            match (&r.gateway, &r.ingress) {
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => self.err(
+                    &path,
+                    "a route needs exactly one of `gateway` (HTTPRoute) or `ingress`",
+                ),
+            }
+            let known = self.stack.services.keys().map(String::as_str).collect();
+            self.reference(&format!("{path}.service"), "service", &r.service, known);
+            if let Some(svc) = self.stack.services.get(&r.service) {
+                match &svc.expose {
+                    None => self.err(
+                        &format!("{path}.service"),
+                        format!(
+                            "service `{}` has no `expose`, so nothing can route to it",
+                            r.service
+                        ),
+                    ),
+                    Some(e) => {
+                        if let Some(port) = r.port {
+                            if !e.ports.iter().any(|p| p.port == port) {
+                                self.err(
+                                    &format!("{path}.port"),
+                                    format!("service `{}` does not expose port {port}", r.service),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn network(&mut self) {
+        let Some(net) = &self.stack.network else {
+            return;
+        };
+        for (dir, rules) in [("ingress", &net.ingress), ("egress", &net.egress)] {
+            for (i, r) in rules.iter().enumerate() {
+                let path = format!("network.{dir}[{i}]");
+                if r.namespaces.is_some() && r.cidr.is_some() {
+                    self.err(
+                        &path,
+                        "a rule names either `namespaces` or `cidr`, not both",
+                    );
+                }
+                if let Some(ns) = &r.namespaces {
+                    self.labels(&format!("{path}.namespaces"), ns);
+                }
+                for (j, p) in r.ports.iter().enumerate() {
+                    if !(1..=65535).contains(&p.port) {
+                        self.err(
+                            &format!("{path}.ports[{j}]"),
+                            format!("port {} is out of range 1-65535", p.port),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The keys a secret is declared to hold.
+pub fn secret_keys(s: &crate::stack::model::Secret) -> Vec<&str> {
+    match &s.external {
+        Some(ext) => ext.data.keys().map(String::as_str).collect(),
+        None => s.keys.iter().map(String::as_str).collect(),
+    }
+}
+
+/// The main container's name.
+pub fn main_name(service: &str, svc: &Service) -> String {
+    svc.container_name
+        .clone()
+        .unwrap_or_else(|| service.to_string())
+}
+
+/// The service's own container fields as a `Container`.
+pub fn main_container(_service: &str, svc: &Service) -> Container {
+    Container {
+        image: svc.image.clone().unwrap_or_default(),
+        command: svc.command.clone(),
+        args: svc.args.clone(),
+        working_dir: svc.working_dir.clone(),
+        ports: svc.ports.clone(),
+        env: svc.env.clone(),
+        env_from: svc.env_from.clone(),
+        mounts: svc.mounts.clone(),
+        probes: svc.probes.clone(),
+        resources: svc.resources.clone(),
+        security: svc.security.clone(),
+    }
+}
+
+/// A Kubernetes resource quantity such as `100m`, `1.5`, `512Mi`, `1e3`.
+pub fn is_quantity(s: &str) -> bool {
+    let num_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, suffix) = s.split_at(num_end);
+    if num.is_empty() || num == "." || num.matches('.').count() > 1 {
+        return false;
+    }
+    matches!(
+        suffix,
+        "" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"
+    ) || (suffix.len() > 1 && suffix.starts_with(['e', 'E']) && suffix[1..].parse::<i32>().is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_dns_label("loops-app"));
+        for bad in ["", "-a", "a-", "A", "a/b", "..", "a.b", &"x".repeat(64)] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
+        assert!(is_dns_subdomain(
+            "loops.loops-postgresql.credentials.postgresql.acid.zalan.do"
+        ));
+        assert!(
+            is_port_name("fastcgi")
+                && !is_port_name("80")
+                && !is_port_name("a-very-long-port-name")
+        );
+        assert!(is_env_name("APP_URL") && !is_env_name("1X") && !is_env_name("A-B"));
+        assert!(is_label_key("app.kubernetes.io/name") && !is_label_key("bad key"));
+    }
+
+    #[test]
+    fn quantities() {
+        for ok in ["100m", "1", "0.5", "512Mi", "20Gi", "1e3"] {
+            assert!(is_quantity(ok), "{ok}");
+        }
+        for bad in ["", "Mi", "1.2.3", "10 Gi", "10GB"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! YAML scalar and block emission that reads back identically under YAML 1.1
+//! (PyYAML, go-yaml v2 in kubectl) and YAML 1.2 parsers.
+//!
+//! Input: strings, numbers, booleans and nested maps/lists (as minijinja values).
+//! Output: YAML text. A string is written plain only when it cannot be
+//! mistaken for anything else by either spec; otherwise it is double-quoted
+//! with every character a YAML 1.1 reader would treat specially escaped.
+
+use std::fmt::Write as _;
+
+/// Words that YAML 1.1 or 1.2 resolve to booleans or null when plain.
+const RESERVED: &[&str] = &["y", "n", "yes", "no", "on", "off", "true", "false", "null"];
+
+/// Returns `s` as a YAML scalar that every parser reads back as the string `s`.
+pub fn quote_str(s: &str) -> String {
+    if is_plain_safe(s) {
+        s.to_string()
+    } else {
+        double_quoted(s)
+    }
+}
+
+/// A plain scalar is safe when it starts with a letter or `/`, holds only
+/// `[A-Za-z0-9._/-]`, and is not a reserved word. Starting with a letter or
+/// `/` rules out every number, timestamp, sexagesimal and special float of
+/// YAML 1.1 as well as every indicator character. Quantities such as `250m`
+/// or `64Mi` (digits and letters only, with a letter no number syntax
+/// uses) are plain too.
+fn is_plain_safe(s: &str) -> bool {
+    let mut chars = s.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    if first.is_ascii_digit() {
+        return s.chars().all(|c| c.is_ascii_alphanumeric())
+            && s.chars()
+                .any(|c| c.is_ascii_alphabetic() && !"eExXbBoO".contains(c));
+    }
+    if !(first.is_ascii_alphabetic() || first == '/') {
+        return false;
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'))
+    {
+        return false;
+    }
+    !RESERVED.contains(&s.to_ascii_lowercase().as_str())
+}
+
+/// Characters PyYAML's reader accepts raw in a stream (its `NON_PRINTABLE`
+/// complement), minus the ones YAML 1.1 treats as line breaks or that are
+/// invisible and better escaped.
+fn is_raw_ok(c: char) -> bool {
+    match c {
+        '\u{20}'..='\u{7E}' => true,
+        '\u{A0}'..='\u{D7FF}' => c != '\u{2028}' && c != '\u{2029}',
+        '\u{E000}'..='\u{FFFD}' => c != '\u{FEFF}',
+        '\u{10000}'..='\u{10FFFF}' => true,
+        _ => false,
+    }
+}
+
+/// Double-quoted scalar with YAML escapes. Characters outside the BMP are
+/// written raw (UTF-8), never as surrogate pairs.
+pub fn double_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            c if is_raw_ok(c) => out.push(c),
+            c if (c as u32) <= 0xFF => {
+                let _ = write!(out, "\\x{:02X}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Whether a multi-line string can be written as a `|` literal block and
+/// read back unchanged: only characters that need no escaping, no carriage
+/// returns, no trailing spaces (a linter would flag them), a first line not
+/// starting with a space (that would need an indentation indicator), and
+/// at most one final newline.
+fn literal_ok(s: &str) -> bool {
+    s.contains('\n')
+        && !s.ends_with("\n\n")
+        && !s.starts_with([' ', '\n'])
+        && s.chars().all(|c| c == '\n' || c == '\t' || is_raw_ok(c))
+        && s.split('\n')
+            .all(|l| !l.ends_with([' ', '\t']) && !l.starts_with('\t'))
+}
+
+/// A value that can be emitted as YAML.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(String, Node)>),
+}
+
+impl Node {
+    /// The node as an inline scalar, or `None` for a non-empty collection.
+    fn inline(&self) -> Option<String> {
+        Some(match self {
+            Node::Null => "null".to_string(),
+            Node::Bool(b) => b.to_string(),
+            Node::Int(i) => i.to_string(),
+            Node::Float(f) if f.is_finite() => {
+                let s = format!("{f:?}");
+                if s.contains(['.', 'e']) {
+                    s
+                } else {
+                    format!("{s}.0")
+                }
+            }
+            Node::Float(f) if f.is_nan() => ".nan".to_string(),
+            Node::Float(f) => if *f > 0.0 { ".inf" } else { "-.inf" }.to_string(),
+            Node::Str(s) if literal_ok(s) => return None,
+            Node::Str(s) => quote_str(s),
+            Node::Seq(v) if v.is_empty() => "[]".to_string(),
+            Node::Map(m) if m.is_empty() => "{}".to_string(),
+            Node::Seq(_) | Node::Map(_) => return None,
+        })
+    }
+}
+
+/// Emits `node` as the value part of a `key:` line whose children sit at
+/// `indent` spaces: a scalar or empty collection comes back as ` value`, a
+/// block collection as a newline followed by its indented lines. So a
+/// template writes `labels:{{ x | to_yaml(4) }}` and gets valid YAML either way.
+pub fn value_after_key(node: &Node, indent: usize) -> String {
+    match node.inline() {
+        Some(s) => format!(" {s}"),
+        None => {
+            let mut out = String::new();
+            block(node, indent, &mut out);
+            out
+        }
+    }
+}
+
+/// Writes a non-empty collection in block style, each line starting with a
+/// newline and `indent` spaces.
+fn block(node: &Node, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match node {
+        Node::Map(entries) => {
+            for (k, v) in entries {
+                out.push('\n');
+                out.push_str(&pad);
+                out.push_str(&quote_str(k));
+                out.push(':');
+                out.push_str(&value_after_key(v, indent + 2));
+            }
+        }
+        Node::Seq(items) => {
+            for item in items {
+                out.push('\n');
+                out.push_str(&pad);
+                out.push('-');
+                match item.inline() {
+                    Some(s) => {
+                        out.push(' ');
+                        out.push_str(&s);
+                    }
+                    None => {
+                        // First line of the nested block goes on the dash line.
+                        let mut inner = String::new();
+                        block(item, indent + 2, &mut inner);
+                        out.push(' ');
+                        out.push_str(inner.trim_start_matches('\n').trim_start());
+                    }
+                }
+            }
+        }
+        Node::Str(s) => {
+            out.push_str(if s.ends_with('\n') { " |" } else { " |-" });
+            for line in s.strip_suffix('\n').unwrap_or(s).split('\n') {
+                out.push('\n');
+                if !line.is_empty() {
+                    out.push_str(&pad);
+                    out.push_str(line);
+                }
+            }
+        }
+        _ => unreachable!("block() is only called for non-empty collections"),
+    }
+}
+
+/// A whole document body (top-level map or list) with no leading newline.
+pub fn document(node: &Node) -> String {
+    match node.inline() {
+        Some(s) => format!("{s}\n"),
+        None => {
+            let mut out = String::new();
+            block(node, 0, &mut out);
+            out.remove(0);
+            out.push('\n');
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_only_when_unambiguous() {
+        assert_eq!(quote_str("loops-app"), "loops-app");
+        assert_eq!(quote_str("/var/www/storage"), "/var/www/storage");
+        for s in [
+            "on", "Off", "YES", "y", "N", "null", "true", "0755", "12:30", "", "a: b", "1e3",
+        ] {
+            assert!(quote_str(s).starts_with('"'), "{s} must be quoted");
+        }
+        assert_eq!(quote_str("a: b"), "\"a: b\"");
+        assert_eq!(quote_str("-x"), "\"-x\"");
+    }
+
+    #[test]
+    fn escapes_line_breaks_and_controls() {
+        assert_eq!(double_quoted("a\nb"), "\"a\\nb\"");
+        assert_eq!(
+            double_quoted("\u{2028}\u{85}\u{feff}"),
+            "\"\\u2028\\x85\\uFEFF\""
+        );
+        assert_eq!(double_quoted("\u{1}\u{7f}"), "\"\\x01\\x7F\"");
+        assert_eq!(double_quoted("😀"), "\"😀\"");
+        assert_eq!(double_quoted("say \"hi\" \\"), "\"say \\\"hi\\\" \\\\\"");
+    }
+
+    #[test]
+    fn block_layout() {
+        let n = Node::Map(vec![
+            ("a".into(), Node::Str("on".into())),
+            (
+                "list".into(),
+                Node::Seq(vec![
+                    Node::Map(vec![
+                        ("name".into(), Node::Str("x".into())),
+                        ("port".into(), Node::Int(80)),
+                    ]),
+                    Node::Str("y".into()),
+                ]),
+            ),
+            ("empty".into(), Node::Map(vec![])),
+        ]);
+        assert_eq!(
+            document(&n),
+            "a: \"on\"\nlist:\n  - name: x\n    port: 80\n  - \"y\"\nempty: {}\n"
+        );
+    }
+}

@@ -1,0 +1,451 @@
+//! Stage 1 of loading: YAML text -> `serde_yaml::Value` plus a span index.
+//!
+//! serde_yaml gives no positions for values, so the text is read with
+//! yaml-rust2's event parser instead. While building the value this stage
+//! enforces the limits a hostile file could abuse (nesting depth, alias
+//! expansion, duplicate keys, multiple documents) and records where every
+//! field path starts, so later stages can point at `file:line:column`.
+//!
+//! Plain scalars are resolved by the YAML 1.2 core schema: `on` and `yes` are
+//! strings here, and only `true`/`false` are booleans.
+
+use std::collections::HashMap;
+
+use serde_yaml::{Mapping, Number, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// Deepest nesting accepted in a stack file.
+pub const MAX_DEPTH: usize = 64;
+/// Most nodes a document may expand to once aliases are resolved.
+pub const MAX_NODES: usize = 250_000;
+
+/// A 1-based line and column in a source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl Pos {
+    fn from_marker(m: Marker) -> Pos {
+        Pos {
+            line: m.line(),
+            col: m.col() + 1,
+        }
+    }
+}
+
+/// Where each field path of a document starts (the key for map entries).
+#[derive(Debug, Default, Clone)]
+pub struct Spans {
+    map: HashMap<String, Pos>,
+}
+
+impl Spans {
+    /// Position of `path`, or of its closest recorded ancestor.
+    pub fn locate(&self, path: &str) -> Option<Pos> {
+        let mut p = path;
+        loop {
+            if let Some(pos) = self.map.get(p) {
+                return Some(*pos);
+            }
+            let cut = p.rfind(['.', '['])?;
+            p = &p[..cut];
+        }
+    }
+
+    /// Position of exactly `path`, if it was written in the document.
+    pub fn exact(&self, path: &str) -> Option<Pos> {
+        self.map.get(path).copied()
+    }
+}
+
+/// A problem found while reading YAML text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadError {
+    pub pos: Pos,
+    pub message: String,
+    pub path: Option<String>,
+}
+
+/// Parses one YAML document. An empty document yields `Value::Null`.
+pub fn parse(text: &str) -> Result<(Value, Spans), LoadError> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    if let Err(e) = parser.load(&mut builder, true) {
+        let pos = Pos::from_marker(*e.marker());
+        return Err(LoadError {
+            pos,
+            message: format!("invalid YAML: {}", e.info()),
+            path: None,
+        });
+    }
+    if let Some(err) = builder.error {
+        return Err(err);
+    }
+    let value = builder.done.unwrap_or(Value::Null);
+    Ok((value, Spans { map: builder.spans }))
+}
+
+enum Frame {
+    Seq {
+        items: Vec<Value>,
+        path: String,
+        anchor: usize,
+    },
+    Map {
+        map: Mapping,
+        pending_key: Option<(String, Pos)>,
+        path: String,
+        anchor: usize,
+    },
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    done: Option<Value>,
+    documents: usize,
+    anchors: HashMap<usize, (Value, usize)>,
+    nodes: usize,
+    spans: HashMap<String, Pos>,
+    error: Option<LoadError>,
+}
+
+impl Builder {
+    fn fail(&mut self, pos: Pos, message: String) {
+        if self.error.is_none() {
+            let path = self.current_child_path();
+            self.error = Some(LoadError { pos, message, path });
+        }
+    }
+
+    /// The path the next value will get.
+    fn current_child_path(&self) -> Option<String> {
+        match self.stack.last()? {
+            Frame::Seq { items, path, .. } => Some(format!("{path}[{}]", items.len())),
+            Frame::Map {
+                pending_key: Some((k, _)),
+                path,
+                ..
+            } => Some(join(path, k)),
+            Frame::Map { path, .. } => Some(path.clone()),
+        }
+    }
+
+    fn count(&mut self, n: usize, pos: Pos) -> bool {
+        self.nodes += n;
+        if self.nodes > MAX_NODES {
+            self.fail(
+                pos,
+                format!("document expands to more than {MAX_NODES} nodes (alias bomb?)"),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Adds a finished value to the enclosing collection.
+    fn push_value(&mut self, value: Value, pos: Pos) {
+        match self.stack.last_mut() {
+            None => self.done = Some(value),
+            Some(Frame::Seq { items, path, .. }) => {
+                let p = format!("{path}[{}]", items.len());
+                self.spans.entry(p).or_insert(pos);
+                items.push(value);
+            }
+            Some(Frame::Map {
+                map,
+                pending_key,
+                path,
+                ..
+            }) => match pending_key.take() {
+                None => {
+                    let key = match value {
+                        Value::String(s) => s,
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        Value::Null => "null".to_string(),
+                        _ => {
+                            self.fail(pos, "mapping keys must be plain strings".into());
+                            return;
+                        }
+                    };
+                    if map.contains_key(key.as_str()) {
+                        let p = join(path, &key);
+                        let first = self.spans.get(&p).copied();
+                        let at = first
+                            .map(|f| format!(" (first defined at line {})", f.line))
+                            .unwrap_or_default();
+                        self.fail(pos, format!("duplicate key `{key}`{at}"));
+                        return;
+                    }
+                    let p = join(path, &key);
+                    self.spans.insert(p, pos);
+                    *pending_key = Some((key, pos));
+                }
+                Some((key, _)) => {
+                    map.insert(Value::String(key), value);
+                }
+            },
+        }
+    }
+
+    fn child_path(&self) -> String {
+        self.current_child_path().unwrap_or_default()
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.error.is_some() {
+            return;
+        }
+        let pos = Pos::from_marker(mark);
+        match ev {
+            Event::DocumentStart => {
+                self.documents += 1;
+                if self.documents > 1 {
+                    self.fail(
+                        pos,
+                        "a stack file holds exactly one YAML document; found a second `---`".into(),
+                    );
+                }
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                if !self.count(1, pos) {
+                    return;
+                }
+                let value = match resolve_scalar(text, style, tag.as_ref()) {
+                    Ok(v) => v,
+                    Err(msg) => return self.fail(pos, msg),
+                };
+                if anchor > 0 {
+                    self.anchors.insert(anchor, (value.clone(), 1));
+                }
+                self.push_value(value, pos);
+            }
+            Event::Alias(id) => {
+                let Some((value, weight)) = self.anchors.get(&id).cloned() else {
+                    return self.fail(pos, "alias refers to an unknown anchor".into());
+                };
+                if !self.count(weight, pos) {
+                    return;
+                }
+                self.push_value(value, pos);
+            }
+            Event::SequenceStart(_, tag) | Event::MappingStart(_, tag) if tag.is_some() => {
+                self.fail(
+                    pos,
+                    format!(
+                        "YAML tags are not supported here (found `{}`)",
+                        tag_text(tag.as_ref())
+                    ),
+                );
+            }
+            Event::SequenceStart(anchor, _) => {
+                if self.stack.len() >= MAX_DEPTH {
+                    return self.fail(pos, format!("nesting deeper than {MAX_DEPTH} levels"));
+                }
+                let path = self.child_path();
+                if let Some(Frame::Seq { .. }) | None = self.stack.last() {
+                    self.spans.entry(path.clone()).or_insert(pos);
+                }
+                self.stack.push(Frame::Seq {
+                    items: Vec::new(),
+                    path,
+                    anchor,
+                });
+            }
+            Event::MappingStart(anchor, _) => {
+                if self.stack.len() >= MAX_DEPTH {
+                    return self.fail(pos, format!("nesting deeper than {MAX_DEPTH} levels"));
+                }
+                if let Some(Frame::Map {
+                    pending_key: None, ..
+                }) = self.stack.last()
+                {
+                    return self.fail(pos, "mapping keys must be plain strings".into());
+                }
+                let path = self.child_path();
+                if let Some(Frame::Seq { .. }) | None = self.stack.last() {
+                    self.spans.entry(path.clone()).or_insert(pos);
+                }
+                self.stack.push(Frame::Map {
+                    map: Mapping::new(),
+                    pending_key: None,
+                    path,
+                    anchor,
+                });
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let Some(frame) = self.stack.pop() else {
+                    return;
+                };
+                let (value, anchor) = match frame {
+                    Frame::Seq { items, anchor, .. } => (Value::Sequence(items), anchor),
+                    Frame::Map { map, anchor, .. } => (Value::Mapping(map), anchor),
+                };
+                if anchor > 0 {
+                    let weight = weight_of(&value);
+                    self.anchors.insert(anchor, (value.clone(), weight));
+                }
+                self.push_value(value, pos);
+            }
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
+        }
+    }
+}
+
+fn weight_of(v: &Value) -> usize {
+    match v {
+        Value::Sequence(s) => 1 + s.iter().map(weight_of).sum::<usize>(),
+        Value::Mapping(m) => 1 + m.values().map(weight_of).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+fn tag_text(tag: Option<&Tag>) -> String {
+    tag.map(|t| format!("{}{}", t.handle, t.suffix))
+        .unwrap_or_default()
+}
+
+/// Resolves a scalar by the YAML 1.2 core schema.
+fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
+    if let Some(t) = tag {
+        let full = tag_text(Some(t));
+        return match full.as_str() {
+            "!!str" | "tag:yaml.org,2002:str" => Ok(Value::String(text)),
+            _ => Err(format!("YAML tags are not supported here (found `{full}`)")),
+        };
+    }
+    if style != TScalarStyle::Plain {
+        return Ok(Value::String(text));
+    }
+    Ok(match text.as_str() {
+        "" | "~" | "null" | "Null" | "NULL" => Value::Null,
+        "true" | "True" | "TRUE" => Value::Bool(true),
+        "false" | "False" | "FALSE" => Value::Bool(false),
+        _ => parse_number(&text).unwrap_or(Value::String(text)),
+    })
+}
+
+fn parse_number(s: &str) -> Option<Value> {
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let v: i64 = s.parse().ok()?;
+        return Some(Value::Number(Number::from(v)));
+    }
+    if !neg {
+        if let Some(h) = s.strip_prefix("0x") {
+            return i64::from_str_radix(h, 16)
+                .ok()
+                .map(|v| Value::Number(v.into()));
+        }
+        if let Some(o) = s.strip_prefix("0o") {
+            return i64::from_str_radix(o, 8)
+                .ok()
+                .map(|v| Value::Number(v.into()));
+        }
+    }
+    let lower = digits.to_ascii_lowercase();
+    if lower == ".inf" {
+        return Some(Value::Number(Number::from(if neg {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        })));
+    }
+    if s == ".nan" || s == ".NaN" || s == ".NAN" {
+        return Some(Value::Number(Number::from(f64::NAN)));
+    }
+    let looks_float = digits
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_digit() || b == b'.')
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+        && digits.bytes().any(|b| b.is_ascii_digit());
+    if looks_float {
+        return s
+            .parse::<f64>()
+            .ok()
+            .map(|f| Value::Number(Number::from(f)));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_core_schema() {
+        let (v, _) = parse("a: on\nb: 0755\nc: true\nd: '1'\ne: 1.5\nf: ~\ng: 12:30\n").unwrap();
+        assert_eq!(v["a"], Value::String("on".into()));
+        assert_eq!(v["b"], Value::Number(755.into()));
+        assert_eq!(v["c"], Value::Bool(true));
+        assert_eq!(v["d"], Value::String("1".into()));
+        assert_eq!(v["e"], Value::Number(Number::from(1.5)));
+        assert_eq!(v["f"], Value::Null);
+        assert_eq!(v["g"], Value::String("12:30".into()));
+    }
+
+    #[test]
+    fn records_positions() {
+        let (_, spans) =
+            parse("services:\n  app:\n    replicas: 2\n    args:\n      - x\n").unwrap();
+        assert_eq!(
+            spans.exact("services.app.replicas"),
+            Some(Pos { line: 3, col: 5 })
+        );
+        assert_eq!(
+            spans.exact("services.app.args[0]"),
+            Some(Pos { line: 5, col: 9 })
+        );
+        assert_eq!(
+            spans.locate("services.app.nope.deeper"),
+            Some(Pos { line: 2, col: 3 })
+        );
+    }
+
+    #[test]
+    fn rejects_duplicates_bombs_depth_and_documents() {
+        let e = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(e.pos.line, 3);
+        assert!(e.message.contains("duplicate key `a`"), "{}", e.message);
+
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        let mut prev = 'a';
+        for c in 'b'..='j' {
+            bomb.push_str(&format!("{c}: &{c} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+            prev = c;
+        }
+        assert!(parse(&bomb).unwrap_err().message.contains("alias bomb"));
+
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert!(parse(&deep).unwrap_err().message.contains("nesting deeper"));
+
+        assert!(
+            parse("a: 1\n---\nb: 2\n")
+                .unwrap_err()
+                .message
+                .contains("one YAML document")
+        );
+        assert_eq!(parse("").unwrap().0, Value::Null);
+        assert!(parse("a:\n\tb: 1\n").is_err());
+    }
+}

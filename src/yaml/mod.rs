@@ -1,0 +1,7 @@
+//! YAML in and out: a position-aware loader for stack files and an emitter
+//! whose strings read back identically under YAML 1.1 and 1.2.
+
+pub mod emit;
+mod load;
+
+pub use load::{LoadError, MAX_DEPTH, MAX_NODES, Pos, Spans, parse};
