@@ -29,12 +29,7 @@ fn table(name: &str, dir: &str, keep: impl Fn(&str) -> bool) -> String {
     files.sort();
     let mut s = format!("pub(crate) static {name}: &[(&str, &str)] = &[\n");
     for (rel, abs) in files {
-        writeln!(
-            s,
-            "    ({rel:?}, include_str!({:?})),",
-            abs.to_string_lossy()
-        )
-        .unwrap();
+        writeln!(s, "    ({rel:?}, include_str!({:?})),", abs.to_string_lossy()).unwrap();
     }
     s.push_str("];\n");
     s
@@ -43,9 +38,7 @@ fn table(name: &str, dir: &str, keep: impl Fn(&str) -> bool) -> String {
 fn main() {
     println!("cargo:rerun-if-changed=stacks");
     println!("cargo:rerun-if-changed=templates");
-    let mut code = table("STACKS", "stacks", |rel| {
-        rel.ends_with(".yaml") && !rel.contains('/')
-    });
+    let mut code = table("STACKS", "stacks", |rel| rel.ends_with(".yaml") && !rel.contains('/'));
     code.push_str(&table("TEMPLATES", "templates", |rel| rel.ends_with(".j2")));
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("embedded.rs");
     std::fs::write(out, code).expect("write embedded.rs");

@@ -36,11 +36,12 @@ from typing import Any, Iterable
 
 try:
     import yaml
-    # The schema libraries take a while to import; `envfile` runs once per compose file
-    # and needs none of them, so they are imported on first use (see load_schema_libraries).
-    jsonschema = kv = importlib_resources = Registry = Resource = None
-except ImportError as exc:  # pragma: no cover - environment problem, not a check result
+except ImportError as exc:  # an environment problem, not a check result
     sys.exit(f"validate_schemas.py: error: missing module ({exc}); run it with target/ci-venv/bin/python")
+
+# The schema libraries take a while to import; `envfile` runs once per compose file and
+# needs none of them, so they are imported on first use (see load_schema_libraries).
+jsonschema = kv = importlib_resources = Registry = Resource = None
 
 
 def load_schema_libraries() -> None:
@@ -52,6 +53,7 @@ def load_schema_libraries() -> None:
         from referencing import Registry, Resource
     except ImportError as exc:
         sys.exit(f"validate_schemas.py: error: missing module ({exc}); run it with target/ci-venv/bin/python")
+
 
 # API groups served by the Kubernetes API server itself (schemas come with kubernetes-validate).
 # Anything else, including *.k8s.io groups installed as CRDs (gateway.networking.k8s.io,
@@ -224,7 +226,7 @@ class ManifestChecker:
         check_schema(schema, schema_path)
         return jsonschema.Draft7Validator(schema)
 
-    def check_document(self, doc: Any, path: str) -> tuple[str, list[str]]:
+    def check_document(self, doc: Any) -> tuple[str, list[str]]:
         """Returns (summary of the document, problems); no problems means it passed."""
         if not isinstance(doc, dict):
             return "?", [f"document is a {type(doc).__name__}, not a mapping"]
@@ -254,7 +256,7 @@ class ManifestChecker:
         if not group or not os.path.isfile(schema_path):
             problems.append(f"no schema for custom resource {kind} {api_version} (looked for {schema_path})")
             return summary, problems
-        problems += describe_errors(self.crd_validator(schema_path), {k: v for k, v in doc.items()})
+        problems += describe_errors(self.crd_validator(schema_path), doc)
         if metadata is not None:
             problems += describe_errors(self.object_meta, metadata, prefix=("metadata",))
         return summary + f" (CRD schema {os.path.relpath(schema_path, self.crd_dir)})", problems
@@ -294,7 +296,7 @@ def cmd_manifests(args: argparse.Namespace) -> int:
             continue
         summaries, problems = [], []
         for index, doc in enumerate(docs):
-            summary, doc_problems = checker.check_document(doc, path)
+            summary, doc_problems = checker.check_document(doc)
             summaries.append(summary)
             where = f"document {index + 1} ({summary}): " if len(docs) > 1 else f"{summary}: "
             problems += [where + p for p in doc_problems]
@@ -332,6 +334,8 @@ def cmd_kustomize_refs(args: argparse.Namespace) -> int:
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             tally.fail("kustomize-refs", directory, [f"{path}: not valid YAML: {exc}"])
             continue
+        if not is_kustomize_config(path, docs):
+            continue  # e.g. a Flux Kustomization named kustomization.yaml: a resource, not a root
         refs = referenced_paths(docs)
         orphans = [
             os.path.basename(p) for p in manifest_files(args.rendered)

@@ -46,10 +46,7 @@ impl Diagnostic {
 
     /// A warning in `file`.
     pub fn warning(file: &str, message: impl Into<String>) -> Self {
-        Diagnostic {
-            severity: Severity::Warning,
-            ..Diagnostic::error(file, message)
-        }
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(file, message) }
     }
 
     pub fn at(mut self, pos: Option<Pos>) -> Self {
@@ -71,21 +68,13 @@ impl Diagnostic {
     /// Fills in the source excerpt from the file text.
     pub fn with_source(mut self, text: &str) -> Self {
         if let Some(pos) = self.pos {
-            self.source_line = text
-                .lines()
-                .nth(pos.line.saturating_sub(1))
-                .map(str::to_string);
+            self.source_line = text.lines().nth(pos.line.saturating_sub(1)).map(str::to_string);
         }
         self
     }
 
     fn sort_key(&self) -> (String, Option<Pos>, Severity, String) {
-        (
-            self.file.clone(),
-            self.pos,
-            self.severity,
-            self.message.clone(),
-        )
+        (self.file.clone(), self.pos, self.severity, self.message.clone())
     }
 }
 
@@ -116,23 +105,12 @@ impl fmt::Display for Diagnostic {
             let num = p.line.to_string();
             let gutter = " ".repeat(num.len());
             let shown = line.replace('\t', " ");
-            let start = shown
-                .char_indices()
-                .nth(p.col.saturating_sub(1))
-                .map_or(shown.len(), |(i, _)| i);
-            let token = shown[start..]
-                .split(|c: char| c.is_whitespace() || c == ':' || c == ',')
-                .next()
-                .unwrap_or("");
+            let start = shown.char_indices().nth(p.col.saturating_sub(1)).map_or(shown.len(), |(i, _)| i);
+            let token = shown[start..].split(|c: char| c.is_whitespace() || c == ':' || c == ',').next().unwrap_or("");
             let width = token.chars().count().max(1);
             writeln!(f, "{gutter} |")?;
             writeln!(f, "{num} | {shown}")?;
-            writeln!(
-                f,
-                "{gutter} | {}{}",
-                " ".repeat(p.col.saturating_sub(1)),
-                "^".repeat(width)
-            )?;
+            writeln!(f, "{gutter} | {}{}", " ".repeat(p.col.saturating_sub(1)), "^".repeat(width))?;
         }
         if let Some(field) = &self.field {
             writeln!(f, "   = field: {field}")?;
@@ -146,10 +124,7 @@ impl fmt::Display for Diagnostic {
 
 /// The candidate closest to `word` by edit distance, if it is close enough
 /// to be a plausible typo.
-pub fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1) + 1;
     candidates
         .into_iter()
@@ -179,10 +154,7 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(
-            did_you_mean("replcas", ["image", "replicas", "ports"]),
-            Some("replicas")
-        );
+        assert_eq!(did_you_mean("replcas", ["image", "replicas", "ports"]), Some("replicas"));
         assert_eq!(did_you_mean("zzz", ["image", "replicas"]), None);
     }
 

@@ -53,12 +53,8 @@ impl Plan {
     pub fn seal(&mut self) {
         for dir in &self.env_dirs {
             let prefix = format!("{dir}/");
-            let listed: Vec<&str> = self
-                .files
-                .keys()
-                .filter_map(|k| k.strip_prefix(&prefix))
-                .filter(|k| *k != MANIFEST)
-                .collect();
+            let listed: Vec<&str> =
+                self.files.keys().filter_map(|k| k.strip_prefix(&prefix)).filter(|k| *k != MANIFEST).collect();
             let mut body = String::from(
                 "# Files written by stackgen in this directory; it deletes them when they are no longer rendered.\n",
             );
@@ -66,8 +62,7 @@ impl Plan {
                 body.push_str(f);
                 body.push('\n');
             }
-            self.files
-                .insert(format!("{dir}/{MANIFEST}"), body.into_bytes());
+            self.files.insert(format!("{dir}/{MANIFEST}"), body.into_bytes());
         }
     }
 }
@@ -88,10 +83,7 @@ fn no_symlinks(root: &Path, rel: &Path) -> Result<()> {
         cur.push(c);
         match fs::symlink_metadata(&cur) {
             Ok(m) if m.file_type().is_symlink() => {
-                bail!(
-                    "refusing to write through symbolic link `{}`",
-                    cur.display()
-                )
+                bail!("refusing to write through symbolic link `{}`", cur.display())
             }
             Ok(_) => {}
             Err(_) => break,
@@ -123,10 +115,7 @@ fn stale_env_dirs(root: &Path, plan: &Plan) -> Vec<String> {
         let Ok(entries) = fs::read_dir(root.join(stack_dir)) else {
             continue;
         };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect();
+        let mut names: Vec<String> = entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
         names.sort();
         for name in names {
             let dir = format!("{stack_dir}/{name}");
@@ -171,12 +160,7 @@ pub fn compare(root: &Path, plan: &Plan) -> Result<Changes> {
         }
     }
     let mut owned: BTreeSet<String> = BTreeSet::new();
-    for dir in plan
-        .env_dirs
-        .iter()
-        .cloned()
-        .chain(stale_env_dirs(root, plan))
-    {
+    for dir in plan.env_dirs.iter().cloned().chain(stale_env_dirs(root, plan)) {
         let listed = read_manifest(root, &dir);
         let stale = !plan.env_dirs.contains(&dir);
         for f in listed {
@@ -198,13 +182,7 @@ pub fn compare(root: &Path, plan: &Plan) -> Result<Changes> {
             }
         }
     }
-    for v in [
-        &mut ch.added,
-        &mut ch.changed,
-        &mut ch.removed,
-        &mut ch.unchanged,
-        &mut ch.foreign,
-    ] {
+    for v in [&mut ch.added, &mut ch.changed, &mut ch.removed, &mut ch.unchanged, &mut ch.foreign] {
         v.sort();
         v.dedup();
     }
@@ -221,10 +199,7 @@ pub struct Disk;
 
 impl Sink for Disk {
     fn write_file(&mut self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)?;
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(path)?;
         f.write_all(bytes)?;
         f.sync_all()
     }
@@ -240,10 +215,7 @@ pub fn apply(root: &Path, plan: &Plan, changes: &Changes, sink: &mut dyn Sink) -
             let relp = checked_rel(rel)?;
             no_symlinks(root, relp)?;
             let dest = root.join(relp);
-            let parent = dest
-                .parent()
-                .context("output path has no parent")?
-                .to_path_buf();
+            let parent = dest.parent().context("output path has no parent")?.to_path_buf();
             if !parent.is_dir() {
                 let mut missing = Vec::new();
                 let mut p = parent.clone();
@@ -257,16 +229,11 @@ pub fn apply(root: &Path, plan: &Plan, changes: &Changes, sink: &mut dyn Sink) -
                     .with_context(|| format!("cannot create directory `{}`", parent.display()))?;
                 created_dirs.extend(missing);
             }
-            let name = dest
-                .file_name()
-                .context("output path has no file name")?
-                .to_string_lossy()
-                .to_string();
+            let name = dest.file_name().context("output path has no file name")?.to_string_lossy().to_string();
             let tmp = parent.join(format!(".{name}.stackgen-tmp-{pid}"));
             let _ = fs::remove_file(&tmp);
             staged.push((tmp.clone(), dest.clone()));
-            sink.write_file(&tmp, &plan.files[rel])
-                .with_context(|| format!("cannot write `{}`", dest.display()))?;
+            sink.write_file(&tmp, &plan.files[rel]).with_context(|| format!("cannot write `{}`", dest.display()))?;
         }
         Ok(())
     })();
@@ -294,8 +261,7 @@ pub fn apply(root: &Path, plan: &Plan, changes: &Changes, sink: &mut dyn Sink) -
         let path = root.join(relp);
         match fs::symlink_metadata(&path) {
             Ok(m) if m.is_file() || m.file_type().is_symlink() => {
-                fs::remove_file(&path)
-                    .with_context(|| format!("cannot remove stale `{}`", path.display()))?;
+                fs::remove_file(&path).with_context(|| format!("cannot remove stale `{}`", path.display()))?;
             }
             _ => {}
         }

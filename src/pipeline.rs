@@ -40,14 +40,8 @@ pub fn run(cli: Cli) -> u8 {
         Ok(code) => code,
         Err(Failure::Invalid(diags)) => {
             print_diagnostics(&diags);
-            let n = diags
-                .iter()
-                .filter(|d| d.severity == Severity::Error)
-                .count();
-            eprintln!(
-                "error: {n} problem{} found; nothing was written",
-                if n == 1 { "" } else { "s" }
-            );
+            let n = diags.iter().filter(|d| d.severity == Severity::Error).count();
+            eprintln!("error: {n} problem{} found; nothing was written", if n == 1 { "" } else { "s" });
             2
         }
         Err(Failure::Other(e)) => {
@@ -65,17 +59,11 @@ fn print_diagnostics(diags: &[Diagnostic]) {
 }
 
 /// Loads the selected stack files (all when none are named).
-fn load(
-    sources: &Sources,
-    sel: &Selection,
-    require_selection: bool,
-) -> Result<Vec<Document>, Failure> {
+fn load(sources: &Sources, sel: &Selection, require_selection: bool) -> Result<Vec<Document>, Failure> {
     let dir = StackDir::choose(sources.stacks.as_deref());
     let files = dir.list()?;
     if require_selection && sel.stacks.is_empty() && !sel.all {
-        return Err(Failure::Other(anyhow::anyhow!(
-            "name at least one stack, or pass --all"
-        )));
+        return Err(Failure::Other(anyhow::anyhow!("name at least one stack, or pass --all")));
     }
     let mut chosen = Vec::new();
     let mut diags = Vec::new();
@@ -85,29 +73,20 @@ fn load(
         for name in &sel.stacks {
             match files.iter().find(|f| &f.name == name) {
                 Some(f) => {
-                    if !chosen
-                        .iter()
-                        .any(|c: &&crate::stack::source::SourceFile| c.name == f.name)
-                    {
+                    if !chosen.iter().any(|c: &&crate::stack::source::SourceFile| c.name == f.name) {
                         chosen.push(f);
                     }
                 }
                 None => {
-                    let mut d = Diagnostic::error(
-                        "<command line>",
-                        format!("unknown stack `{name}` in {}", dir.describe()),
-                    );
+                    let mut d =
+                        Diagnostic::error("<command line>", format!("unknown stack `{name}` in {}", dir.describe()));
                     if let Some(s) = did_you_mean(name, files.iter().map(|f| f.name.as_str())) {
                         d = d.note(format!("help: did you mean `{s}`?"));
                     }
                     let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
                     d = d.note(format!(
                         "available: {}",
-                        if names.is_empty() {
-                            "none".to_string()
-                        } else {
-                            names.join(", ")
-                        }
+                        if names.is_empty() { "none".to_string() } else { names.join(", ") }
                     ));
                     diags.push(d);
                 }
@@ -115,10 +94,7 @@ fn load(
         }
     }
     if chosen.is_empty() && diags.is_empty() {
-        return Err(Failure::Other(anyhow::anyhow!(
-            "no stack files found in {}",
-            dir.describe()
-        )));
+        return Err(Failure::Other(anyhow::anyhow!("no stack files found in {}", dir.describe())));
     }
     let mut docs = Vec::new();
     for f in chosen {
@@ -136,11 +112,7 @@ fn load(
 
 /// Resolves, validates and renders; returns the plan, warnings and the
 /// per-stack file lists. Nothing touches the disk.
-fn build(
-    docs: &[Document],
-    sel: &Selection,
-    sources: &Sources,
-) -> Result<(Plan, Vec<Diagnostic>), Failure> {
+fn build(docs: &[Document], sel: &Selection, sources: &Sources) -> Result<(Plan, Vec<Diagnostic>), Failure> {
     let tpl_env = render::engine::environment(sources.templates.as_deref())?;
     let mut plan = Plan::default();
     let mut diags = Vec::new();
@@ -155,11 +127,8 @@ fn build(
                 if all_envs.contains(e) {
                     chosen.push(e.clone());
                 } else {
-                    let mut d = Diagnostic::error(
-                        &doc.file,
-                        format!("stack `{}` has no environment `{e}`", doc.name),
-                    )
-                    .note(format!("environments: {}", all_envs.join(", ")));
+                    let mut d = Diagnostic::error(&doc.file, format!("stack `{}` has no environment `{e}`", doc.name))
+                        .note(format!("environments: {}", all_envs.join(", ")));
                     if let Some(s) = did_you_mean(e, all_envs.iter().map(String::as_str)) {
                         d = d.note(format!("help: did you mean `{s}`?"));
                     }
@@ -203,10 +172,7 @@ fn render_cmd(a: &RenderArgs) -> Result<u8, Failure> {
     print_diagnostics(&warnings);
     let root = &a.out;
     if root.exists() && !root.is_dir() {
-        return Err(Failure::Other(anyhow::anyhow!(
-            "output `{}` exists and is not a directory",
-            root.display()
-        )));
+        return Err(Failure::Other(anyhow::anyhow!("output `{}` exists and is not a directory", root.display())));
     }
     let changes = output::compare(root, &plan)?;
     if a.check {
@@ -215,8 +181,7 @@ fn render_cmd(a: &RenderArgs) -> Result<u8, Failure> {
     }
     if !changes.is_empty() {
         if !root.exists() {
-            std::fs::create_dir_all(root)
-                .with_context(|| format!("cannot create `{}`", root.display()))?;
+            std::fs::create_dir_all(root).with_context(|| format!("cannot create `{}`", root.display()))?;
         }
         output::apply(root, &plan, &changes, &mut Disk)?;
     }
@@ -245,10 +210,7 @@ fn report_summary(root: &Path, docs: &[Document], ch: &Changes) {
         );
     }
     for f in &ch.foreign {
-        eprintln!(
-            "note: left alone `{}`: not written by stackgen",
-            root.join(f).display()
-        );
+        eprintln!("note: left alone `{}`: not written by stackgen", root.join(f).display());
     }
 }
 
@@ -257,11 +219,7 @@ fn report_check(root: &Path, ch: &Changes, format: Format, quiet: bool) {
         println!("{}", changes_json(ch));
         return;
     }
-    for (label, list) in [
-        ("added", &ch.added),
-        ("changed", &ch.changed),
-        ("removed", &ch.removed),
-    ] {
+    for (label, list) in [("added", &ch.added), ("changed", &ch.changed), ("removed", &ch.removed)] {
         for f in list {
             println!("{label}: {}", root.join(f).display());
         }
@@ -293,11 +251,7 @@ fn changes_json(ch: &Changes) -> String {
 }
 
 fn list_cmd(a: &ListArgs) -> Result<(), Failure> {
-    let sel = Selection {
-        stacks: Vec::new(),
-        all: true,
-        envs: Vec::new(),
-    };
+    let sel = Selection { stacks: Vec::new(), all: true, envs: Vec::new() };
     let docs = load(&a.sources, &sel, false)?;
     let mut rows = Vec::new();
     let mut diags = Vec::new();
@@ -307,11 +261,7 @@ fn list_cmd(a: &ListArgs) -> Result<(), Failure> {
             match doc.resolve(&env) {
                 Ok(r) => {
                     let targets: Vec<&str> = r.stack.targets.iter().map(|t| t.as_str()).collect();
-                    let components = doc
-                        .environments
-                        .get(&env)
-                        .map(|e| e.components.clone())
-                        .unwrap_or_default();
+                    let components = doc.components_of(&env);
                     envs.push(serde_json::json!({ "name": env, "targets": targets, "components": components }));
                 }
                 Err(mut e) => diags.append(&mut e),
@@ -331,25 +281,11 @@ fn list_cmd(a: &ListArgs) -> Result<(), Failure> {
         println!("{}", row["stack"].as_str().unwrap_or_default());
         for env in row["environments"].as_array().into_iter().flatten() {
             let join = |k: &str| {
-                env[k]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                env[k].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
             };
             let comps = join("components");
-            let comps = if comps.is_empty() {
-                String::new()
-            } else {
-                format!(" (components: {comps})")
-            };
-            println!(
-                "  {}: {}{comps}",
-                env["name"].as_str().unwrap_or_default(),
-                join("targets")
-            );
+            let comps = if comps.is_empty() { String::new() } else { format!(" (components: {comps})") };
+            println!("  {}: {}{comps}", env["name"].as_str().unwrap_or_default(), join("targets"));
         }
     }
     Ok(())

@@ -24,14 +24,15 @@ pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     let mut syntax = minijinja::syntax::SyntaxConfig::builder();
-    syntax
-        .trim_blocks(true)
-        .lstrip_blocks(true)
-        .keep_trailing_newline(true);
+    syntax.trim_blocks(true).lstrip_blocks(true).keep_trailing_newline(true);
     env.set_syntax(syntax.build().context("template syntax configuration")?);
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".yaml.j2") || name.ends_with(".yml.j2") {
             AutoEscape::Custom("yaml".into())
+        } else if name.ends_with(".env.j2") {
+            AutoEscape::Custom("dotenv".into())
+        } else if name.ends_with(".sql.j2") {
+            AutoEscape::Custom("sql".into())
         } else {
             AutoEscape::Custom("refuse".into())
         }
@@ -50,18 +51,12 @@ pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>> {
     env.set_loader(move |name| {
         if let Some(d) = &dir {
             if name.split('/').any(|seg| seg == ".." || seg.is_empty()) {
-                return Err(Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("invalid template name `{name}`"),
-                ));
+                return Err(Error::new(ErrorKind::InvalidOperation, format!("invalid template name `{name}`")));
             }
             let path = d.join(name);
             if path.is_file() {
                 return std::fs::read_to_string(&path).map(Some).map_err(|e| {
-                    Error::new(
-                        ErrorKind::InvalidOperation,
-                        format!("cannot read template `{}`: {e}", path.display()),
-                    )
+                    Error::new(ErrorKind::InvalidOperation, format!("cannot read template `{}`: {e}", path.display()))
                 });
             }
         }
@@ -72,21 +67,29 @@ pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>> {
 
 /// The embedded template of that relative path.
 pub fn embedded(name: &str) -> Option<&'static str> {
-    crate::embedded::TEMPLATES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, t)| *t)
+    crate::embedded::TEMPLATES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }
 
 fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
     if value.is_safe() {
-        return out
-            .write_str(value.as_str().unwrap_or_default())
-            .map_err(Error::from);
+        return out.write_str(value.as_str().unwrap_or_default()).map_err(Error::from);
     }
     match state.auto_escape() {
-        AutoEscape::Custom(kind) if kind == "yaml" => {
-            out.write_str(&scalar(value)?).map_err(Error::from)
+        AutoEscape::Custom(kind) if kind == "yaml" => out.write_str(&scalar(value)?).map_err(Error::from),
+        // dotenv comments and values: one line, nothing a dotenv reader
+        // would interpolate or end early.
+        AutoEscape::Custom(kind) if kind == "dotenv" => {
+            let text: String =
+                value.to_string().chars().map(|c| if c.is_control() || c == '$' { ' ' } else { c }).collect();
+            out.write_str(&text).map_err(Error::from)
+        }
+        // SQL: a double-quoted identifier.
+        AutoEscape::Custom(kind) if kind == "sql" => {
+            let text = value.to_string();
+            if text.contains('\0') {
+                return Err(Error::new(ErrorKind::InvalidOperation, "NUL in an SQL identifier"));
+            }
+            out.write_str(&format!("\"{}\"", text.replace('"', "\"\""))).map_err(Error::from)
         }
         _ => Err(Error::new(
             ErrorKind::InvalidOperation,
@@ -98,12 +101,10 @@ fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<()
 /// A single value as a YAML scalar.
 fn scalar(value: &Value) -> Result<String, Error> {
     match value.kind() {
-        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable | ValueKind::Plain => {
-            Err(Error::new(
-                ErrorKind::InvalidOperation,
-                "a list or map cannot be printed as a scalar; use `to_yaml(indent)`",
-            ))
-        }
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable | ValueKind::Plain => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "a list or map cannot be printed as a scalar; use `to_yaml(indent)`",
+        )),
         _ => Ok(match to_node(value)? {
             // Inline after `key:` a string is always one quoted line.
             Node::Str(s) => quote_str(&s),
@@ -121,23 +122,15 @@ pub fn to_node(value: &Value) -> Result<Node, Error> {
         ValueKind::None => Node::Null,
         ValueKind::Bool => Node::Bool(value.is_true()),
         ValueKind::Number => match i128::try_from(value.clone()) {
-            Ok(i) if value.as_i64().is_some() || value.to_string().parse::<i128>().is_ok() => {
-                Node::Int(i)
-            }
+            Ok(i) if value.as_i64().is_some() || value.to_string().parse::<i128>().is_ok() => Node::Int(i),
             _ => Node::Float(f64::try_from(value.clone())?),
         },
-        ValueKind::String | ValueKind::Bytes => Node::Str(
-            value
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| value.to_string()),
-        ),
-        ValueKind::Seq | ValueKind::Iterable => Node::Seq(
-            value
-                .try_iter()?
-                .map(|v| to_node(&v))
-                .collect::<Result<_, _>>()?,
-        ),
+        ValueKind::String | ValueKind::Bytes => {
+            Node::Str(value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string()))
+        }
+        ValueKind::Seq | ValueKind::Iterable => {
+            Node::Seq(value.try_iter()?.map(|v| to_node(&v)).collect::<Result<_, _>>()?)
+        }
         ValueKind::Map => {
             let mut entries = Vec::new();
             for k in value.try_iter()? {
@@ -145,10 +138,7 @@ pub fn to_node(value: &Value) -> Result<Node, Error> {
                 if v.is_undefined() {
                     continue;
                 }
-                let key = k
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| k.to_string());
+                let key = k.as_str().map(str::to_string).unwrap_or_else(|| k.to_string());
                 entries.push((key, to_node(&v)?));
             }
             Node::Map(entries)
@@ -159,10 +149,7 @@ pub fn to_node(value: &Value) -> Result<Node, Error> {
 
 /// `{{ x | to_yaml(4) }}` after `key:` — see `value_after_key`.
 fn to_yaml(value: &Value, indent: Option<usize>) -> Result<Value, Error> {
-    Ok(Value::from_safe_string(value_after_key(
-        &to_node(value)?,
-        indent.unwrap_or(2),
-    )))
+    Ok(Value::from_safe_string(value_after_key(&to_node(value)?, indent.unwrap_or(2))))
 }
 
 /// `{{ list | yaml_lines(6) }}`: each item of a list as `- item` on its own
@@ -194,11 +181,7 @@ fn indent(value: &Value, width: usize, first: Option<bool>) -> Result<Value, Err
         }
         out.push_str(line);
     }
-    Ok(if value.is_safe() {
-        Value::from_safe_string(out)
-    } else {
-        Value::from(out)
-    })
+    Ok(if value.is_safe() { Value::from_safe_string(out) } else { Value::from(out) })
 }
 
 #[cfg(test)]
@@ -208,8 +191,7 @@ mod tests {
 
     fn render(src: &str, ctx: Value) -> Result<String, Error> {
         let mut env = environment(None).unwrap();
-        env.add_template_owned("t.yaml.j2", src.to_string())
-            .unwrap();
+        env.add_template_owned("t.yaml.j2", src.to_string()).unwrap();
         env.get_template("t.yaml.j2")?.render(ctx)
     }
 
@@ -226,11 +208,7 @@ mod tests {
     #[test]
     fn maps_need_to_yaml() {
         assert!(render("a: {{ m }}\n", context! { m => context!{ k => "v" } }).is_err());
-        let out = render(
-            "a:{{ m | to_yaml(2) }}\n",
-            context! { m => context!{ k => "0755" } },
-        )
-        .unwrap();
+        let out = render("a:{{ m | to_yaml(2) }}\n", context! { m => context!{ k => "0755" } }).unwrap();
         assert_eq!(out, "a:\n  k: \"0755\"\n");
     }
 

@@ -24,20 +24,8 @@ pub struct Object {
 }
 
 impl Object {
-    fn new(
-        api_version: &'static str,
-        kind: &'static str,
-        name: &str,
-        template: &'static str,
-        item: Value,
-    ) -> Object {
-        Object {
-            api_version,
-            kind,
-            name: name.to_string(),
-            template,
-            item,
-        }
+    fn new(api_version: &'static str, kind: &'static str, name: &str, template: &'static str, item: Value) -> Object {
+        Object { api_version, kind, name: name.to_string(), template, item }
     }
 
     /// File name inside the target directory: `<kind>-<name>.yaml`.
@@ -71,10 +59,7 @@ const ORDER_FIRST: &[&str] = &[
     "CronJob",
     "PodDisruptionBudget",
 ];
-const ORDER_LAST: &[&str] = &[
-    "MutatingWebhookConfiguration",
-    "ValidatingWebhookConfiguration",
-];
+const ORDER_LAST: &[&str] = &["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
 
 /// Sort key matching kustomize's legacy resource order.
 pub fn sort_key(api_version: &str, kind: &str, name: &str) -> (usize, String, String) {
@@ -100,23 +85,11 @@ pub fn plan(stack: &Stack) -> Vec<Object> {
     }
     let ns = &stack.namespace;
     if ns.create {
-        objects.push(Object::new(
-            "v1",
-            "Namespace",
-            &ns.name,
-            "kubernetes/namespace.yaml.j2",
-            Value::from(()),
-        ));
+        objects.push(Object::new("v1", "Namespace", &ns.name, "kubernetes/namespace.yaml.j2", Value::from(())));
     }
     for (key, cfg) in &stack.configs {
         let name = view::config_name(stack, key);
-        objects.push(Object::new(
-            "v1",
-            "ConfigMap",
-            &name,
-            "kubernetes/configmap.yaml.j2",
-            Value::from(Serde(cfg)),
-        ));
+        objects.push(Object::new("v1", "ConfigMap", &name, "kubernetes/configmap.yaml.j2", Value::from(Serde(cfg))));
     }
     for (key, secret) in &stack.secrets {
         if secret.external.is_some() {
@@ -144,22 +117,10 @@ pub fn plan(stack: &Stack) -> Vec<Object> {
     for (key, svc) in &stack.services {
         if let Some(s) = view::service(stack, key, svc) {
             let name = s.name.clone();
-            objects.push(Object::new(
-                "v1",
-                "Service",
-                &name,
-                "kubernetes/service.yaml.j2",
-                Value::from(Serde(s)),
-            ));
+            objects.push(Object::new("v1", "Service", &name, "kubernetes/service.yaml.j2", Value::from(Serde(s))));
         }
         let w = view::workload(stack, key, svc);
-        objects.push(Object::new(
-            "apps/v1",
-            "Deployment",
-            key,
-            "kubernetes/deployment.yaml.j2",
-            Value::from(Serde(w)),
-        ));
+        objects.push(Object::new("apps/v1", "Deployment", key, "kubernetes/deployment.yaml.j2", Value::from(Serde(w))));
     }
     for (key, ds) in &stack.datastores {
         objects.push(Object::new(
@@ -173,12 +134,7 @@ pub fn plan(stack: &Stack) -> Vec<Object> {
     for (key, route) in &stack.routes {
         let svc = &stack.services[&route.service];
         let backend = view::service(stack, &route.service, svc);
-        let port = route.port.or_else(|| {
-            backend
-                .as_ref()
-                .and_then(|b| b.ports.first())
-                .map(|p| p.port)
-        });
+        let port = route.port.or_else(|| backend.as_ref().and_then(|b| b.ports.first()).map(|p| p.port));
         let item = minijinja::context! {
             route => Serde(route),
             backend => backend.map(|b| b.name),
@@ -193,13 +149,7 @@ pub fn plan(stack: &Stack) -> Vec<Object> {
                 item,
             ));
         } else {
-            objects.push(Object::new(
-                "networking.k8s.io/v1",
-                "Ingress",
-                key,
-                "kubernetes/ingress.yaml.j2",
-                item,
-            ));
+            objects.push(Object::new("networking.k8s.io/v1", "Ingress", key, "kubernetes/ingress.yaml.j2", item));
         }
     }
     if let Some(net) = &stack.network {

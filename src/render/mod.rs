@@ -4,6 +4,7 @@
 //! YAML document is parsed back; a template that produced invalid YAML, or
 //! a document of the wrong kind, is an error naming the template.
 
+pub mod compose;
 pub mod engine;
 pub mod kubernetes;
 pub mod view;
@@ -36,26 +37,19 @@ fn render_template(
     item: &Value,
     name: &str,
 ) -> Result<String> {
-    let tpl = tpl_env
-        .get_template(template)
-        .map_err(|e| anyhow!("template `{template}`: {e:#}"))?;
+    let tpl = tpl_env.get_template(template).map_err(|e| anyhow!("template `{template}`: {e:#}"))?;
     let ctx = minijinja::context! { item => item, name => name, ..base.clone() };
-    tpl.render(ctx)
-        .map_err(|e| anyhow!("template `{template}` failed: {e:#}"))
+    tpl.render(ctx).map_err(|e| anyhow!("template `{template}` failed: {e:#}"))
 }
 
 /// Parses a rendered document back and checks it is the object expected.
 fn check_document(template: &str, text: &str, obj: Option<&Object>) -> Result<()> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-        anyhow!("template `{template}` produced invalid YAML: {e}\n--- output ---\n{text}")
-    })?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(text)
+        .map_err(|e| anyhow!("template `{template}` produced invalid YAML: {e}\n--- output ---\n{text}"))?;
     let Some(obj) = obj else { return Ok(()) };
     let kind = doc.get("kind").and_then(|k| k.as_str());
     let api = doc.get("apiVersion").and_then(|k| k.as_str());
-    let name = doc
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(|n| n.as_str());
+    let name = doc.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str());
     if kind != Some(obj.kind) || api != Some(obj.api_version) || name != Some(obj.name.as_str()) {
         return Err(anyhow!(
             "template `{template}` must produce {} `{}` ({}), but produced kind {:?}, apiVersion {:?}, name {:?}",
@@ -83,10 +77,7 @@ fn render_objects(
     for obj in objects {
         let body = render_template(tpl_env, obj.template, base, &obj.item, &obj.name)?;
         check_document(obj.template, &body, Some(obj))?;
-        files.push(File {
-            path: format!("{dir}/{}", obj.file_name()),
-            bytes: format!("{head}{body}").into_bytes(),
-        });
+        files.push(File { path: format!("{dir}/{}", obj.file_name()), bytes: format!("{head}{body}").into_bytes() });
     }
     if !objects.is_empty() {
         let names: Vec<String> = objects.iter().map(Object::file_name).collect();
@@ -94,10 +85,7 @@ fn render_objects(
         let tpl = "kubernetes/kustomization.yaml.j2";
         let body = render_template(tpl_env, tpl, base, &item, "kustomization")?;
         check_document(tpl, &body, None)?;
-        files.push(File {
-            path: format!("{dir}/kustomization.yaml"),
-            bytes: format!("{head}{body}").into_bytes(),
-        });
+        files.push(File { path: format!("{dir}/kustomization.yaml"), bytes: format!("{head}{body}").into_bytes() });
     }
     Ok(files)
 }
@@ -106,35 +94,49 @@ fn render_objects(
 pub fn render(tpl_env: &Environment<'static>, stack: &Stack, env: &str) -> Result<Vec<File>> {
     let base = kubernetes::base_context(stack, env);
     let root = format!("{}/{env}", stack.name);
-    let mut files = render_objects(
-        tpl_env,
-        stack,
-        env,
-        &format!("{root}/kubernetes"),
-        &kubernetes::plan(stack),
-        &base,
-    )
-    .with_context(|| {
-        format!(
-            "rendering stack `{}` environment `{env}` for kubernetes",
-            stack.name
-        )
-    })?;
+    let mut files = render_objects(tpl_env, stack, env, &format!("{root}/kubernetes"), &kubernetes::plan(stack), &base)
+        .with_context(|| format!("rendering stack `{}` environment `{env}` for kubernetes", stack.name))?;
     files.extend(
-        render_objects(
-            tpl_env,
-            stack,
-            env,
-            &format!("{root}/gitops"),
-            &kubernetes::plan_gitops(stack),
-            &base,
-        )
-        .with_context(|| {
-            format!(
-                "rendering stack `{}` environment `{env}` delivery objects",
-                stack.name
-            )
-        })?,
+        render_objects(tpl_env, stack, env, &format!("{root}/gitops"), &kubernetes::plan_gitops(stack), &base)
+            .with_context(|| format!("rendering stack `{}` environment `{env}` delivery objects", stack.name))?,
     );
+    if stack.targets.contains(&crate::stack::model::Target::Compose) {
+        files.extend(
+            render_compose(tpl_env, stack, env, &format!("{root}/compose"), &base)
+                .with_context(|| format!("rendering stack `{}` environment `{env}` for compose", stack.name))?,
+        );
+    }
+    Ok(files)
+}
+
+/// `compose.yaml`, `.env.example` and the files the services mount.
+fn render_compose(
+    tpl_env: &Environment<'static>,
+    stack: &Stack,
+    env: &str,
+    dir: &str,
+    base: &Value,
+) -> Result<Vec<File>> {
+    let view = compose::build(stack);
+    let item = Value::from(minijinja::value::Serde(&view));
+    let head = header(stack, env);
+    let mut files = Vec::new();
+    let tpl = "compose/compose.yaml.j2";
+    let body = render_template(tpl_env, tpl, base, &item, &stack.name)?;
+    check_document(tpl, &body, None)?;
+    files.push(File { path: format!("{dir}/compose.yaml"), bytes: format!("{head}{body}").into_bytes() });
+    let body = render_template(tpl_env, "compose/env-example.env.j2", base, &item, &stack.name)?;
+    files.push(File { path: format!("{dir}/.env.example"), bytes: format!("{head}{body}").into_bytes() });
+    for f in &view.configs {
+        let content = match f.file.strip_prefix("initdb/").and_then(|n| n.strip_suffix(".sql")) {
+            Some(ds) => {
+                let item = Value::from(minijinja::value::Serde(&stack.datastores[ds]));
+                let sql = render_template(tpl_env, "compose/initdb.sql.j2", base, &item, ds)?;
+                format!("-- {}{sql}", head.trim_start_matches("# "))
+            }
+            None => f.content.clone(),
+        };
+        files.push(File { path: format!("{dir}/{}", f.file), bytes: content.into_bytes() });
+    }
     Ok(files)
 }

@@ -183,36 +183,21 @@ pub struct ServicePortView {
 
 /// The real name of a secret, config or Service.
 pub fn secret_name(stack: &Stack, key: &str) -> String {
-    stack
-        .secrets
-        .get(key)
-        .and_then(|s| s.name.clone())
-        .unwrap_or_else(|| key.to_string())
+    stack.secrets.get(key).and_then(|s| s.name.clone()).unwrap_or_else(|| key.to_string())
 }
 
 pub fn config_name(stack: &Stack, key: &str) -> String {
-    stack
-        .configs
-        .get(key)
-        .and_then(|c| c.name.clone())
-        .unwrap_or_else(|| key.to_string())
+    stack.configs.get(key).and_then(|c| c.name.clone()).unwrap_or_else(|| key.to_string())
 }
 
 pub fn service_name(name: &str, svc: &Service) -> String {
-    svc.expose
-        .as_ref()
-        .and_then(|e| e.name.clone())
-        .unwrap_or_else(|| name.to_string())
+    svc.expose.as_ref().and_then(|e| e.name.clone()).unwrap_or_else(|| name.to_string())
 }
 
 fn quantities(q: Option<&Quantities>, default: (&str, &str)) -> QuantitiesView {
     QuantitiesView {
-        cpu: q
-            .and_then(|q| q.cpu.clone())
-            .unwrap_or_else(|| default.0.to_string()),
-        memory: q
-            .and_then(|q| q.memory.clone())
-            .unwrap_or_else(|| default.1.to_string()),
+        cpu: q.and_then(|q| q.cpu.clone()).unwrap_or_else(|| default.0.to_string()),
+        memory: q.and_then(|q| q.memory.clone()).unwrap_or_else(|| default.1.to_string()),
     }
 }
 
@@ -223,18 +208,9 @@ fn resources(r: Option<&Resources>) -> ResourcesView {
     }
 }
 
-fn probe(
-    kind: &'static str,
-    p: &Probe,
-    ports: &Map<crate::stack::model::Port>,
-) -> (String, ProbeView) {
+fn probe(kind: &'static str, p: &Probe, ports: &Map<crate::stack::model::Port>) -> (String, ProbeView) {
     let (k, path, port, command) = if let Some(h) = &p.http {
-        (
-            "http",
-            Some(h.path.clone()),
-            Some(h.port.clone()),
-            Vec::new(),
-        )
+        ("http", Some(h.path.clone()), Some(h.port.clone()), Vec::new())
     } else if let Some(t) = &p.tcp {
         ("tcp", None, Some(t.clone()), Vec::new())
     } else {
@@ -262,20 +238,14 @@ fn container(stack: &Stack, name: &str, c: &crate::stack::model::Container) -> C
         .env
         .iter()
         .map(|(k, v)| match v {
-            EnvValue::Literal(s) => EnvView {
-                name: k.clone(),
-                value: Some(s.clone()),
-                secret: None,
-                config: None,
-            },
+            EnvValue::Literal(s) => EnvView { name: k.clone(), value: Some(s.clone()), secret: None, config: None },
             EnvValue::Ref(r) => {
-                let key_ref =
-                    |stack_name: &String, real: String, description: Option<String>| KeyRef {
-                        name: real,
-                        stack_name: stack_name.clone(),
-                        key: r.key.clone(),
-                        description,
-                    };
+                let key_ref = |stack_name: &String, real: String, description: Option<String>| KeyRef {
+                    name: real,
+                    stack_name: stack_name.clone(),
+                    key: r.key.clone(),
+                    description,
+                };
                 match (&r.secret, &r.config) {
                     (Some(s), _) => EnvView {
                         name: k.clone(),
@@ -293,22 +263,15 @@ fn container(stack: &Stack, name: &str, c: &crate::stack::model::Container) -> C
                         secret: None,
                         config: Some(key_ref(cfg, config_name(stack, cfg), None)),
                     },
-                    (None, None) => EnvView {
-                        name: k.clone(),
-                        value: None,
-                        secret: None,
-                        config: None,
-                    },
+                    (None, None) => EnvView { name: k.clone(), value: None, secret: None, config: None },
                 }
             }
         })
         .collect();
     let mut probes = Map::new();
-    for (kind, p) in [
-        ("liveness", &c.probes.liveness),
-        ("readiness", &c.probes.readiness),
-        ("startup", &c.probes.startup),
-    ] {
+    for (kind, p) in
+        [("liveness", &c.probes.liveness), ("readiness", &c.probes.readiness), ("startup", &c.probes.startup)]
+    {
         if let Some(p) = p {
             let (k, v) = probe(kind, p, &c.ports);
             probes.insert(k, v);
@@ -320,15 +283,7 @@ fn container(stack: &Stack, name: &str, c: &crate::stack::model::Container) -> C
         command: c.command.clone(),
         args: c.args.clone(),
         working_dir: c.working_dir.clone(),
-        ports: c
-            .ports
-            .iter()
-            .map(|(n, p)| PortView {
-                name: n.clone(),
-                port: p.port,
-                protocol: p.protocol,
-            })
-            .collect(),
+        ports: c.ports.iter().map(|(n, p)| PortView { name: n.clone(), port: p.port, protocol: p.protocol }).collect(),
         env,
         env_from: c
             .env_from
@@ -373,29 +328,17 @@ pub fn workload(stack: &Stack, name: &str, svc: &Service) -> WorkloadView {
     let main = main_container(name, svc);
     let mut containers = vec![container(stack, &main_name(name, svc), &main)];
     containers.extend(svc.sidecars.iter().map(|(n, c)| container(stack, n, c)));
-    let init_containers: Vec<ContainerView> = svc
-        .init
-        .iter()
-        .map(|(n, c)| container(stack, n, c))
-        .collect();
+    let init_containers: Vec<ContainerView> = svc.init.iter().map(|(n, c)| container(stack, n, c)).collect();
 
     let mut volumes: Vec<PodVolume> = Vec::new();
-    let all_mounts = std::iter::once(&main)
-        .chain(svc.init.values())
-        .chain(svc.sidecars.values())
-        .flat_map(|c| &c.mounts);
+    let all_mounts =
+        std::iter::once(&main).chain(svc.init.values()).chain(svc.sidecars.values()).flat_map(|c| &c.mounts);
     for m in all_mounts {
         let vname = pod_volume_name(m);
         if volumes.iter().any(|v| v.name == vname) {
             continue;
         }
-        let mut pv = PodVolume {
-            name: vname,
-            claim: None,
-            empty_dir: false,
-            config_map: None,
-            secret: None,
-        };
+        let mut pv = PodVolume { name: vname, claim: None, empty_dir: false, config_map: None, secret: None };
         if let Some(v) = &m.volume {
             match stack.volumes.get(v) {
                 Some(vol) if vol.ephemeral => pv.empty_dir = true,
@@ -413,8 +356,7 @@ pub fn workload(stack: &Stack, name: &str, svc: &Service) -> WorkloadView {
         stack.volumes.get(c).is_some_and(|vol| {
             matches!(
                 vol.access_mode,
-                crate::stack::model::AccessMode::ReadWriteOnce
-                    | crate::stack::model::AccessMode::ReadWriteOncePod
+                crate::stack::model::AccessMode::ReadWriteOnce | crate::stack::model::AccessMode::ReadWriteOncePod
             )
         })
     });
@@ -433,14 +375,7 @@ pub fn workload(stack: &Stack, name: &str, svc: &Service) -> WorkloadView {
     if let Some(reason) = &svc.security.reason {
         annotations.insert("stackgen.io/security-exception".into(), reason.clone());
     }
-    let uid = svc
-        .security
-        .run_as_user
-        .unwrap_or(if svc.security.run_as_root {
-            0
-        } else {
-            DEFAULT_UID
-        });
+    let uid = svc.security.run_as_user.unwrap_or(if svc.security.run_as_root { 0 } else { DEFAULT_UID });
     WorkloadView {
         name: name.to_string(),
         replicas: svc.replicas,
@@ -454,10 +389,7 @@ pub fn workload(stack: &Stack, name: &str, svc: &Service) -> WorkloadView {
             run_as_non_root: !svc.security.run_as_root,
             run_as_user: uid,
             run_as_group: svc.security.run_as_group.unwrap_or(uid),
-            fs_group: svc
-                .security
-                .fs_group
-                .unwrap_or(svc.security.run_as_group.unwrap_or(uid)),
+            fs_group: svc.security.fs_group.unwrap_or(svc.security.run_as_group.unwrap_or(uid)),
         },
         init_containers,
         containers,
@@ -471,10 +403,7 @@ pub fn service(stack: &Stack, name: &str, svc: &Service) -> Option<ServiceView> 
     let expose = svc.expose.as_ref()?;
     let main = main_container(name, svc);
     let ports_of = |target: &str| {
-        std::iter::once(&main.ports)
-            .chain(svc.sidecars.values().map(|c| &c.ports))
-            .find_map(|p| p.get(target))
-            .cloned()
+        std::iter::once(&main.ports).chain(svc.sidecars.values().map(|c| &c.ports)).find_map(|p| p.get(target)).cloned()
     };
     let mut labels = common_labels(stack);
     labels.insert("app.kubernetes.io/name".into(), name.to_string());

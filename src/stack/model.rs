@@ -43,6 +43,9 @@ pub struct Stack {
     pub routes: Map<Route>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
+    /// Named networks services join (Compose networks).
+    #[serde(default)]
+    pub networks: Map<NetworkDef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gitops: Option<Gitops>,
 }
@@ -91,6 +94,8 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Service {
     pub image: Option<String>,
+    /// Build the image from source (Compose only; Kubernetes needs `image`).
+    pub build: Option<Build>,
     #[serde(default)]
     pub command: Vec<String>,
     #[serde(default)]
@@ -132,6 +137,62 @@ pub struct Service {
     /// Services and datastores this one needs first.
     #[serde(default)]
     pub depends_on: Vec<String>,
+    /// Networks this service joins (default: the stack's default network).
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Restart policy (Compose; Kubernetes Deployments always restart).
+    pub restart: Option<Restart>,
+    /// Where Prometheus scrapes metrics.
+    pub metrics: Option<Metrics>,
+}
+
+/// How to build a service's image.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Build {
+    #[serde(default = "dot")]
+    pub context: String,
+    pub dockerfile: Option<String>,
+    pub target: Option<String>,
+}
+
+fn dot() -> String {
+    ".".to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    No,
+    Always,
+    UnlessStopped,
+    OnFailure,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metrics {
+    /// Name of the container port serving metrics.
+    pub port: String,
+    #[serde(default = "metrics_path")]
+    pub path: String,
+}
+
+fn metrics_path() -> String {
+    "/metrics".to_string()
+}
+
+/// A named network.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NetworkDef {
+    pub description: Option<String>,
+    /// Created outside the stack (e.g. a shared reverse-proxy network).
+    #[serde(default)]
+    pub external: bool,
+    /// No route to the outside world.
+    #[serde(default)]
+    pub internal: bool,
 }
 
 fn one() -> u32 {
@@ -169,20 +230,18 @@ pub struct Container {
 pub struct Port {
     pub port: i64,
     pub protocol: Protocol,
+    /// Host port to publish on (Compose).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub enum Protocol {
+    #[default]
     #[serde(rename = "TCP", alias = "tcp")]
     Tcp,
     #[serde(rename = "UDP", alias = "udp")]
     Udp,
-}
-
-impl Default for Protocol {
-    fn default() -> Self {
-        Protocol::Tcp
-    }
 }
 
 #[derive(Deserialize)]
@@ -191,6 +250,7 @@ struct PortFull {
     port: i64,
     #[serde(default)]
     protocol: Protocol,
+    publish: Option<i64>,
 }
 
 impl<'de> Deserialize<'de> for Port {
@@ -202,23 +262,14 @@ impl<'de> Deserialize<'de> for Port {
                 f.write_str("a port number or a map with `port` and `protocol`")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Port, E> {
-                Ok(Port {
-                    port: v,
-                    protocol: Protocol::Tcp,
-                })
+                Ok(Port { port: v, protocol: Protocol::Tcp, publish: None })
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Port, E> {
-                Ok(Port {
-                    port: i64::try_from(v).unwrap_or(i64::MAX),
-                    protocol: Protocol::Tcp,
-                })
+                Ok(Port { port: i64::try_from(v).unwrap_or(i64::MAX), protocol: Protocol::Tcp, publish: None })
             }
             fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Port, A::Error> {
                 let full = PortFull::deserialize(de::value::MapAccessDeserializer::new(a))?;
-                Ok(Port {
-                    port: full.port,
-                    protocol: full.protocol,
-                })
+                Ok(Port { port: full.port, protocol: full.protocol, publish: full.publish })
             }
         }
         d.deserialize_any(V)
@@ -263,9 +314,7 @@ impl<'de> Deserialize<'de> for EnvValue {
                 Ok(EnvValue::Literal(v.to_string()))
             }
             fn visit_f64<E: de::Error>(self, _: f64) -> Result<EnvValue, E> {
-                Err(E::custom(
-                    "a decimal number would lose its spelling; quote it as a string",
-                ))
+                Err(E::custom("a decimal number would lose its spelling; quote it as a string"))
             }
             fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<EnvValue, A::Error> {
                 EnvRef::deserialize(de::value::MapAccessDeserializer::new(a)).map(EnvValue::Ref)
@@ -415,6 +464,8 @@ pub struct Volume {
     /// Scratch space that lives as long as the pod (emptyDir).
     #[serde(default)]
     pub ephemeral: bool,
+    /// A host path bind-mounted into containers (Compose only), e.g. `./src`.
+    pub bind: Option<String>,
     pub description: Option<String>,
 }
 
@@ -434,13 +485,67 @@ pub struct Secret {
     /// Name of the Kubernetes Secret (default: the secret's key in `secrets`).
     pub name: Option<String>,
     pub description: Option<String>,
-    /// Keys this secret holds. With `external`, the keys of its `data`.
+    /// Keys this secret holds: a list of names, or names with details.
+    /// With `external`, the keys are those of its `data`.
     #[serde(default)]
-    pub keys: Vec<String>,
+    pub keys: Keys,
+    /// Prefix of the Compose variables that carry this secret's keys.
+    pub variable_prefix: Option<String>,
     /// Fetched by External Secrets from a secret store.
     pub external: Option<ExternalSource>,
     /// Created by something else in the stack (e.g. a datastore operator).
     pub provided_by: Option<String>,
+}
+
+/// The keys of a secret, in definition order.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Keys(pub Map<KeySpec>);
+
+impl Keys {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KeySpec {
+    pub description: Option<String>,
+    /// Whether the value must be set (default true).
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+impl<'de> Deserialize<'de> for Keys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Keys;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of key names, or a map of key name to `{ description, required }`")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut a: A) -> Result<Keys, A::Error> {
+                let mut m = Map::new();
+                while let Some(k) = a.next_element::<String>()? {
+                    m.insert(k, KeySpec { description: None, required: true });
+                }
+                Ok(Keys(m))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Keys, A::Error> {
+                let m = Map::<Option<KeySpec>>::deserialize(de::value::MapAccessDeserializer::new(a))?;
+                Ok(Keys(
+                    m.into_iter()
+                        .map(|(k, v)| (k, v.unwrap_or(KeySpec { description: None, required: true })))
+                        .collect(),
+                ))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -468,6 +573,9 @@ fn hourly() -> String {
 pub struct RemoteRef {
     pub key: String,
     pub property: Option<String>,
+    pub description: Option<String>,
+    #[serde(default = "yes")]
+    pub required: bool,
 }
 
 /// Files shipped to containers (ConfigMap / compose config).
@@ -498,7 +606,61 @@ pub struct Datastore {
     /// Team that owns the cluster (Zalando operator); the name must start with it.
     pub team: Option<String>,
     pub resources: Option<Resources>,
-    pub port: Option<i64>,
+    /// Image for targets that run the database themselves (default `postgres:<version>`).
+    pub image: Option<String>,
+    /// Extensions created on first start.
+    #[serde(default)]
+    pub extensions: Vec<String>,
+    /// Password of the owner of the first database, by reference (Compose).
+    pub password: Option<SecretKeyRef>,
+    /// Scheduled dumps.
+    pub backup: Option<Backup>,
+    /// Networks the database joins (Compose).
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Host port to publish on (Compose).
+    pub publish: Option<i64>,
+    /// Restart policy (Compose).
+    pub restart: Option<Restart>,
+}
+
+/// `{ secret: NAME, key: KEY }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    pub secret: String,
+    pub key: String,
+}
+
+/// Scheduled `pg_dump`s with retention.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Backup {
+    /// Name of the backup workload (default `<datastore>-backup`).
+    pub name: Option<String>,
+    /// Cron schedule, e.g. `0 2 * * *`, or `@daily`.
+    pub schedule: String,
+    #[serde(default = "seven")]
+    pub keep_days: u32,
+    #[serde(default)]
+    pub keep_weeks: u32,
+    #[serde(default)]
+    pub keep_months: u32,
+    /// Image of the backup job (default `prodrigestivill/postgres-backup-local:<version>`).
+    pub image: Option<String>,
+    /// Size of the volume holding the dumps (Kubernetes).
+    #[serde(default = "backup_size")]
+    pub size: String,
+    /// Host directory for the dumps (Compose; default a named volume).
+    pub bind: Option<String>,
+}
+
+fn seven() -> u32 {
+    7
+}
+
+fn backup_size() -> String {
+    "10Gi".to_string()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -522,6 +684,31 @@ pub struct Route {
     pub gateway: Option<GatewayRef>,
     /// networking.k8s.io Ingress.
     pub ingress: Option<IngressSettings>,
+    /// Traefik router labels (Compose).
+    pub traefik: Option<TraefikSettings>,
+    /// nginx-proxy + acme-companion variables (Compose).
+    pub nginx_proxy: Option<NginxProxySettings>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TraefikSettings {
+    /// ACME certificate resolver; TLS is on when set.
+    pub cert_resolver: Option<String>,
+    #[serde(default)]
+    pub entrypoints: Vec<String>,
+    /// Network shared with Traefik.
+    pub network: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NginxProxySettings {
+    /// Request a Let's Encrypt certificate (default true).
+    #[serde(default = "yes")]
+    pub letsencrypt: bool,
+    /// Network shared with nginx-proxy.
+    pub network: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -37,6 +37,8 @@ pub struct Document {
 #[derive(Debug, Clone)]
 pub struct EnvDef {
     pub description: Option<String>,
+    /// Another environment this one starts from.
+    pub extends: Option<String>,
     pub components: Vec<String>,
     overlay: Value,
 }
@@ -56,9 +58,7 @@ impl Document {
             Err(why) => return Err(vec![Diagnostic::error(&src.display, why.clone())]),
         };
         let (value, spans) = parse(&text).map_err(|e| {
-            let mut d = Diagnostic::error(&src.display, e.message)
-                .at(Some(e.pos))
-                .with_source(&text);
+            let mut d = Diagnostic::error(&src.display, e.message).at(Some(e.pos)).with_source(&text);
             if let Some(p) = e.path {
                 d = d.field(p);
             }
@@ -74,21 +74,15 @@ impl Document {
             }
             _ => {
                 return Err(vec![
-                    Diagnostic::error(
-                        &src.display,
-                        "a stack file must be a mapping of keys to values",
-                    )
-                    .at(Some(Pos { line: 1, col: 1 }))
-                    .with_source(&text),
+                    Diagnostic::error(&src.display, "a stack file must be a mapping of keys to values")
+                        .at(Some(Pos { line: 1, col: 1 }))
+                        .with_source(&text),
                 ]);
             }
         };
         let mut errors = Vec::new();
         let err = |path: &str, msg: String| {
-            Diagnostic::error(&src.display, msg)
-                .at(spans.locate(path))
-                .field(path)
-                .with_source(&text)
+            Diagnostic::error(&src.display, msg).at(spans.locate(path)).field(path).with_source(&text)
         };
         let mut components = IndexMap::new();
         match map.remove("components") {
@@ -107,10 +101,7 @@ impl Document {
                     }
                 }
             }
-            Some(_) => errors.push(err(
-                "components",
-                "`components` must be a mapping of name to partial stack".into(),
-            )),
+            Some(_) => errors.push(err("components", "`components` must be a mapping of name to partial stack".into())),
         }
         let mut environments = IndexMap::new();
         match map.remove("environments") {
@@ -126,10 +117,32 @@ impl Document {
                     }
                 }
             }
-            Some(_) => errors.push(err(
-                "environments",
-                "`environments` must be a mapping of name to overlay".into(),
-            )),
+            Some(_) => errors.push(err("environments", "`environments` must be a mapping of name to overlay".into())),
+        }
+        for (name, def) in &environments {
+            let Some(parent) = &def.extends else { continue };
+            let path = format!("environments.{name}.extends");
+            if !environments.contains_key(parent) {
+                let mut msg = format!("unknown environment `{parent}`");
+                if let Some(s) = did_you_mean(parent, environments.keys().map(String::as_str)) {
+                    msg.push_str(&format!("; did you mean `{s}`?"));
+                }
+                errors.push(err(&path, msg));
+                continue;
+            }
+            let mut seen = vec![name.as_str()];
+            let mut cur = Some(parent.as_str());
+            while let Some(e) = cur {
+                if seen.contains(&e) {
+                    errors.push(err(
+                        &path,
+                        format!("environments extend each other in a cycle: {} -> {e}", seen.join(" -> ")),
+                    ));
+                    break;
+                }
+                seen.push(e);
+                cur = environments.get(e).and_then(|d: &EnvDef| d.extends.as_deref());
+            }
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -154,36 +167,55 @@ impl Document {
         }
     }
 
-    /// Merges the layers of `env` and deserialises them.
-    pub fn resolve(&self, env: &str) -> Result<Resolved, Vec<Diagnostic>> {
-        let mut layers: Vec<String> = Vec::new();
-        let mut merged = self.base.clone();
-        if let Some(def) = self.environments.get(env) {
-            for c in &def.components {
-                merge(&mut merged, self.components[c].clone());
-                layers.push(format!("components.{c}."));
+    /// The overlays of `env` in the order they apply: those of the
+    /// environment it extends, then its components, then its own.
+    fn layers(&self, env: &str) -> Vec<(String, &Value)> {
+        let mut chain = Vec::new();
+        let mut cur = Some(env);
+        while let Some(e) = cur {
+            if chain.contains(&e) {
+                break;
             }
-            merge(&mut merged, def.overlay.clone());
-            layers.push(format!("environments.{env}."));
+            chain.push(e);
+            cur = self.environments.get(e).and_then(|d| d.extends.as_deref());
         }
-        layers.reverse();
-        let locator = Locator { doc: self, layers };
-        let stack: Stack = deserialize_all(merged, &locator)?;
-        Ok(Resolved {
-            env: env.to_string(),
-            stack,
-        })
+        let mut layers = Vec::new();
+        for e in chain.into_iter().rev() {
+            let Some(def) = self.environments.get(e) else { continue };
+            for c in &def.components {
+                let prefix = format!("components.{c}.");
+                if !layers.iter().any(|(p, _)| *p == prefix) {
+                    layers.push((prefix, &self.components[c]));
+                }
+            }
+            layers.push((format!("environments.{e}."), &def.overlay));
+        }
+        layers
     }
 
-    /// A diagnostic located at the field `path` of the merged stack.
-    pub fn locator(&self, env: &str) -> Locator<'_> {
-        let mut layers = Vec::new();
-        if let Some(def) = self.environments.get(env) {
-            layers.extend(def.components.iter().map(|c| format!("components.{c}.")));
-            layers.push(format!("environments.{env}."));
+    /// Merges the layers of `env` and deserialises them.
+    pub fn resolve(&self, env: &str) -> Result<Resolved, Vec<Diagnostic>> {
+        let mut merged = self.base.clone();
+        for (_, overlay) in self.layers(env) {
+            merge(&mut merged, overlay.clone());
         }
+        let stack: Stack = deserialize_all(merged, &self.locator(env))?;
+        Ok(Resolved { env: env.to_string(), stack })
+    }
+
+    /// Locates field paths of the merged stack of `env`.
+    pub fn locator(&self, env: &str) -> Locator<'_> {
+        let mut layers: Vec<String> = self.layers(env).into_iter().map(|(p, _)| p).collect();
         layers.reverse();
         Locator { doc: self, layers }
+    }
+
+    /// Components `env` enables, directly or through `extends`.
+    pub fn components_of(&self, env: &str) -> Vec<String> {
+        self.layers(env)
+            .into_iter()
+            .filter_map(|(p, _)| p.strip_prefix("components.").map(|c| c.trim_end_matches('.').to_string()))
+            .collect()
     }
 }
 
@@ -220,52 +252,41 @@ impl Locator<'_> {
     /// An error at `path`.
     pub fn error(&self, path: &str, message: impl Into<String>) -> Diagnostic {
         let (pos, written) = self.find(path);
-        Diagnostic::error(&self.doc.file, message)
-            .at(pos)
-            .field(written)
-            .with_source(&self.doc.text)
+        Diagnostic::error(&self.doc.file, message).at(pos).field(written).with_source(&self.doc.text)
     }
 
     /// A warning at `path`.
     pub fn warning(&self, path: &str, message: impl Into<String>) -> Diagnostic {
         let (pos, written) = self.find(path);
-        Diagnostic::warning(&self.doc.file, message)
-            .at(pos)
-            .field(written)
-            .with_source(&self.doc.text)
+        Diagnostic::warning(&self.doc.file, message).at(pos).field(written).with_source(&self.doc.text)
     }
 }
 
 fn key_string(k: &Value) -> String {
     match k {
         Value::String(s) => s.clone(),
-        other => serde_yaml::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
+        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
     }
 }
 
-fn env_def(
-    name: &str,
-    v: Value,
-    components: &IndexMap<String, Value>,
-) -> Result<EnvDef, (String, String)> {
+fn env_def(name: &str, v: Value, components: &IndexMap<String, Value>) -> Result<EnvDef, (String, String)> {
     let base = format!("environments.{name}");
     let mut m = match v {
         Value::Null => Mapping::new(),
         Value::Mapping(m) => m,
         _ => {
-            return Err((
-                base,
-                "an environment must be a mapping (an overlay of the stack)".into(),
-            ));
+            return Err((base, "an environment must be a mapping (an overlay of the stack)".into()));
         }
     };
     let description = match m.remove("description") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
         Some(_) => return Err((format!("{base}.description"), "expected a string".into())),
+    };
+    let extends = match m.remove("extends") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => return Err((format!("{base}.extends"), "expected an environment name".into())),
     };
     let mut enabled = Vec::new();
     match m.remove("components") {
@@ -287,25 +308,15 @@ fn env_def(
             }
         }
         Some(_) => {
-            return Err((
-                format!("{base}.components"),
-                "expected a list of component names".into(),
-            ));
+            return Err((format!("{base}.components"), "expected a list of component names".into()));
         }
     }
     for key in ["name", "environments"] {
         if m.contains_key(key) {
-            return Err((
-                format!("{base}.{key}"),
-                format!("`{key}` cannot be changed by an environment"),
-            ));
+            return Err((format!("{base}.{key}"), format!("`{key}` cannot be changed by an environment")));
         }
     }
-    Ok(EnvDef {
-        description,
-        components: enabled,
-        overlay: Value::Mapping(m),
-    })
+    Ok(EnvDef { description, extends, components: enabled, overlay: Value::Mapping(m) })
 }
 
 /// Deep merge: maps merge by key, `null` deletes, anything else replaces.
@@ -328,10 +339,7 @@ pub fn merge(base: &mut Value, overlay: Value) {
 
 /// Deserialises `value`, collecting every error: after each one the
 /// offending key is removed and deserialisation is retried.
-fn deserialize_all<T: DeserializeOwned>(
-    mut value: Value,
-    loc: &Locator<'_>,
-) -> Result<T, Vec<Diagnostic>> {
+fn deserialize_all<T: DeserializeOwned>(mut value: Value, loc: &Locator<'_>) -> Result<T, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     for _ in 0..200 {
         match serde_path_to_error::deserialize::<_, T>(value.clone()) {
@@ -359,26 +367,14 @@ fn describe(path: &str, msg: &str, loc: &Locator<'_>) -> (Diagnostic, Option<Str
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let key = rest.split('`').next().unwrap_or("");
         let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
-        let full = if path.ends_with(key) {
-            path.to_string()
-        } else {
-            join(path, key)
-        };
+        let full = if path.ends_with(key) { path.to_string() } else { join(path, key) };
         let parent = full.strip_suffix(key).unwrap_or("").trim_end_matches('.');
-        let where_ = if parent.is_empty() {
-            "at the top level".to_string()
-        } else {
-            format!("in `{parent}`")
-        };
+        let where_ = if parent.is_empty() { "at the top level".to_string() } else { format!("in `{parent}`") };
         let mut d = loc.error(&full, format!("unknown key `{key}` {where_}"));
         if !expected.is_empty() {
             d = d.note(format!(
                 "expected one of {}",
-                expected
-                    .iter()
-                    .map(|e| format!("`{e}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                expected.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
             ));
             if let Some(s) = did_you_mean(key, expected.iter().copied()) {
                 d = d.note(format!("help: did you mean `{s}`?"));
@@ -389,16 +385,10 @@ fn describe(path: &str, msg: &str, loc: &Locator<'_>) -> (Diagnostic, Option<Str
     if let Some(rest) = msg.strip_prefix("unknown variant `") {
         let word = rest.split('`').next().unwrap_or("");
         let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
-        let mut d = loc
-            .error(path, format!("unknown value `{word}`"))
-            .note(format!(
-                "expected one of {}",
-                expected
-                    .iter()
-                    .map(|e| format!("`{e}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+        let mut d = loc.error(path, format!("unknown value `{word}`")).note(format!(
+            "expected one of {}",
+            expected.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+        ));
         if let Some(s) = did_you_mean(word, expected.iter().copied()) {
             d = d.note(format!("help: did you mean `{s}`?"));
         }
@@ -406,29 +396,16 @@ fn describe(path: &str, msg: &str, loc: &Locator<'_>) -> (Diagnostic, Option<Str
     }
     if let Some(rest) = msg.strip_prefix("missing field `") {
         let key = rest.split('`').next().unwrap_or("");
-        let where_ = if path.is_empty() {
-            "at the top level".to_string()
-        } else {
-            format!("in `{path}`")
-        };
-        return (
-            loc.error(path, format!("missing required key `{key}` {where_}")),
-            None,
-        );
+        let where_ = if path.is_empty() { "at the top level".to_string() } else { format!("in `{path}`") };
+        return (loc.error(path, format!("missing required key `{key}` {where_}")), None);
     }
-    let msg = msg
-        .replace("invalid type: ", "wrong type: found ")
-        .replace("invalid value: ", "invalid value: found ");
+    let msg = msg.replace("invalid type: ", "wrong type: found ").replace("invalid value: ", "invalid value: found ");
     let removable = (!path.is_empty()).then(|| path.to_string());
     (loc.error(path, msg), removable)
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
 /// Removes the value at a `a.b[2].c` path. Returns whether anything was removed.
@@ -494,25 +471,14 @@ mod tests {
     use super::*;
 
     fn doc(text: &str) -> Document {
-        Document::parse(&SourceFile {
-            name: "t".into(),
-            display: "t.yaml".into(),
-            text: Ok(text.into()),
-        })
-        .unwrap()
+        Document::parse(&SourceFile { name: "t".into(), display: "t.yaml".into(), text: Ok(text.into()) }).unwrap()
     }
 
     #[test]
     fn merge_by_name_and_delete_with_null() {
         let mut base: Value = serde_yaml::from_str("a: {x: 1, y: 2}\nl: [1, 2]\n").unwrap();
-        merge(
-            &mut base,
-            serde_yaml::from_str("a: {y: 3, x: null}\nl: [9]\n").unwrap(),
-        );
-        assert_eq!(
-            base,
-            serde_yaml::from_str::<Value>("a: {y: 3}\nl: [9]\n").unwrap()
-        );
+        merge(&mut base, serde_yaml::from_str("a: {y: 3, x: null}\nl: [9]\n").unwrap());
+        assert_eq!(base, serde_yaml::from_str::<Value>("a: {y: 3}\nl: [9]\n").unwrap());
     }
 
     #[test]
@@ -523,11 +489,7 @@ mod tests {
         let errs = d.resolve(DEFAULT_ENV).unwrap_err();
         let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         assert_eq!(errs.len(), 2, "{msgs:#?}");
-        assert!(
-            msgs[0].contains("unknown key `replcas` in `services.app`"),
-            "{}",
-            msgs[0]
-        );
+        assert!(msgs[0].contains("unknown key `replcas` in `services.app`"), "{}", msgs[0]);
         assert!(msgs[0].contains("t.yaml:6:5"), "{}", msgs[0]);
         assert!(msgs[0].contains("did you mean `replicas`"), "{}", msgs[0]);
         assert!(msgs[1].contains("t.yaml:8:5"), "{}", msgs[1]);
@@ -540,10 +502,7 @@ mod tests {
         );
         let errs = d.resolve("prod").unwrap_err();
         assert!(errs[0].to_string().contains("t.yaml:9:9"), "{}", errs[0]);
-        assert_eq!(
-            errs[0].field.as_deref(),
-            Some("environments.prod.services.app.replicas")
-        );
+        assert_eq!(errs[0].field.as_deref(), Some("environments.prod.services.app.replicas"));
         assert_eq!(d.resolve("prod").is_err(), true);
     }
 }

@@ -50,17 +50,12 @@ impl StackDir {
                     .with_context(|| format!("cannot read stack directory `{}`", dir.display()))?;
                 let mut files = Vec::new();
                 for entry in entries {
-                    let entry = entry.with_context(|| {
-                        format!("cannot read stack directory `{}`", dir.display())
-                    })?;
+                    let entry = entry.with_context(|| format!("cannot read stack directory `{}`", dir.display()))?;
                     let path = entry.path();
                     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                         continue;
                     };
-                    let Some(stem) = name
-                        .strip_suffix(".yaml")
-                        .or_else(|| name.strip_suffix(".yml"))
-                    else {
+                    let Some(stem) = name.strip_suffix(".yaml").or_else(|| name.strip_suffix(".yml")) else {
                         continue;
                     };
                     if name.starts_with('.') || !path.is_file() {
@@ -68,18 +63,11 @@ impl StackDir {
                     }
                     let text = match std::fs::read(&path) {
                         Ok(bytes) => String::from_utf8(bytes).map_err(|e| {
-                            format!(
-                                "file is not valid UTF-8 (invalid byte at offset {})",
-                                e.utf8_error().valid_up_to()
-                            )
+                            format!("file is not valid UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to())
                         }),
                         Err(e) => Err(format!("cannot read file: {e}")),
                     };
-                    files.push(SourceFile {
-                        name: stem.to_string(),
-                        display: path.display().to_string(),
-                        text,
-                    });
+                    files.push(SourceFile { name: stem.to_string(), display: path.display().to_string(), text });
                 }
                 files.sort_by(|a, b| a.name.cmp(&b.name));
                 Ok(files)

@@ -9,17 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::stack::model::{
-    AccessMode, Container, EnvFrom, EnvValue, Map, Mount, Port, Probe, Security, Service, Stack,
+    AccessMode, Container, EnvFrom, EnvValue, Map, Mount, Port, Probe, Security, Service, Stack, Target,
 };
 use crate::stack::resolve::Locator;
 
 /// Checks `stack`; returns errors and warnings.
 pub fn validate(stack: &Stack, file_stem: &str, loc: &Locator<'_>) -> Vec<Diagnostic> {
-    let mut v = Checker {
-        stack,
-        loc,
-        out: Vec::new(),
-    };
+    let mut v = Checker { stack, loc, out: Vec::new() };
     v.top(file_stem);
     for (name, svc) in &stack.services {
         v.service(name, svc);
@@ -29,6 +25,7 @@ pub fn validate(stack: &Stack, file_stem: &str, loc: &Locator<'_>) -> Vec<Diagno
     v.datastores();
     v.routes();
     v.network();
+    v.targets();
     v.out
 }
 
@@ -43,8 +40,7 @@ struct Checker<'a> {
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -54,7 +50,16 @@ pub fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
+/// An environment variable name: a letter or `_`, then letters, digits,
+/// `_`, `.` or `-` (Elasticsearch-style `discovery.type` is common).
 fn is_env_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// A variable that `$(NAME)` can reference: no dots or dashes.
+fn is_ref_name(s: &str) -> bool {
     let mut b = s.bytes();
     matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
         && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
@@ -63,10 +68,7 @@ fn is_env_name(s: &str) -> bool {
 /// A port name (IANA service name): at most 15, lowercase alphanumerics and
 /// `-`, at least one letter.
 fn is_port_name(s: &str) -> bool {
-    is_dns_label(s)
-        && s.len() <= 15
-        && s.bytes().any(|b| b.is_ascii_lowercase())
-        && !s.contains("--")
+    is_dns_label(s) && s.len() <= 15 && s.bytes().any(|b| b.is_ascii_lowercase()) && !s.contains("--")
 }
 
 fn is_label_key(k: &str) -> bool {
@@ -79,8 +81,7 @@ fn is_label_key(k: &str) -> bool {
 
 fn is_label_value(v: &str) -> bool {
     v.len() <= 63
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && v.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric())
         && v.bytes().last().is_none_or(|b| b.is_ascii_alphanumeric())
 }
@@ -106,10 +107,7 @@ impl Checker<'_> {
     fn labels(&mut self, path: &str, labels: &Map<String>) {
         for (k, v) in labels {
             if !is_label_key(k) {
-                self.err(
-                    &format!("{path}.{k}"),
-                    format!("`{k}` is not a valid label key"),
-                );
+                self.err(&format!("{path}.{k}"), format!("`{k}` is not a valid label key"));
             }
             if !is_label_value(v) {
                 self.err(&format!("{path}.{k}"), format!("label value `{v}` is not valid (at most 63 of letters, digits, `-_.`, starting and ending alphanumeric)"));
@@ -132,13 +130,7 @@ impl Checker<'_> {
         let s = self.stack;
         self.label_name("name", "stack", &s.name);
         if s.name != file_stem {
-            self.err(
-                "name",
-                format!(
-                    "stack name `{}` does not match its file name `{file_stem}.yaml`",
-                    s.name
-                ),
-            );
+            self.err("name", format!("stack name `{}` does not match its file name `{file_stem}.yaml`", s.name));
         }
         self.label_name("namespace.name", "namespace", &s.namespace.name);
         self.labels("namespace.labels", &s.namespace.labels);
@@ -146,10 +138,7 @@ impl Checker<'_> {
         let mut seen = BTreeSet::new();
         for (i, t) in s.targets.iter().enumerate() {
             if !seen.insert(t) {
-                self.err(
-                    &format!("targets[{i}]"),
-                    format!("target `{}` is listed twice", t.as_str()),
-                );
+                self.err(&format!("targets[{i}]"), format!("target `{}` is listed twice", t.as_str()));
             }
         }
         if s.targets.is_empty() {
@@ -171,31 +160,24 @@ impl Checker<'_> {
         let mut workload_names: BTreeMap<&str, &str> = BTreeMap::new();
         for n in s.services.keys().chain(s.datastores.keys()) {
             if let Some(prev) = workload_names.insert(n, n) {
-                self.err(
-                    &format!("datastores.{n}"),
-                    format!("`{prev}` is both a service and a datastore"),
-                );
+                self.err(&format!("datastores.{n}"), format!("`{prev}` is both a service and a datastore"));
             }
         }
     }
 
     fn service(&mut self, name: &str, svc: &Service) {
         let base = format!("services.{name}");
-        if svc.image.is_none() {
-            self.err(&base, format!("service `{name}` has no `image`"));
+        if svc.image.is_none() && svc.build.is_none() {
+            self.err(&base, format!("service `{name}` has neither `image` nor `build`"));
+        }
+        for (i, n) in svc.networks.iter().enumerate() {
+            let known = self.stack.networks.keys().map(String::as_str).collect();
+            self.reference(&format!("{base}.networks[{i}]"), "network", n, known);
         }
         let main = main_container(name, svc);
         let mut containers: Vec<(String, &Container)> = vec![(base.clone(), &main)];
-        containers.extend(
-            svc.sidecars
-                .iter()
-                .map(|(n, c)| (format!("{base}.sidecars.{n}"), c)),
-        );
-        let inits: Vec<(String, &Container)> = svc
-            .init
-            .iter()
-            .map(|(n, c)| (format!("{base}.init.{n}"), c))
-            .collect();
+        containers.extend(svc.sidecars.iter().map(|(n, c)| (format!("{base}.sidecars.{n}"), c)));
+        let inits: Vec<(String, &Container)> = svc.init.iter().map(|(n, c)| (format!("{base}.init.{n}"), c)).collect();
 
         let mut container_names = BTreeSet::new();
         container_names.insert(main_name(name, svc));
@@ -220,10 +202,7 @@ impl Checker<'_> {
                 self.port(&pp, pn, p);
                 let key = (p.port, format!("{:?}", p.protocol));
                 if let Some(other) = port_numbers.insert(key, pn.clone()) {
-                    self.err(
-                        &pp,
-                        format!("port {} is already used by `{other}` in this pod", p.port),
-                    );
+                    self.err(&pp, format!("port {} is already used by `{other}` in this pod", p.port));
                 }
                 if port_names.contains(&pn.as_str()) {
                     self.err(&pp, format!("port name `{pn}` is used twice in this pod"));
@@ -235,14 +214,8 @@ impl Checker<'_> {
             self.container(path, c);
         }
         for (path, c) in &inits {
-            if c.probes.liveness.is_some()
-                || c.probes.readiness.is_some()
-                || c.probes.startup.is_some()
-            {
-                self.err(
-                    &format!("{path}.probes"),
-                    "init containers cannot have probes",
-                );
+            if c.probes.liveness.is_some() || c.probes.readiness.is_some() || c.probes.startup.is_some() {
+                self.err(&format!("{path}.probes"), "init containers cannot have probes");
             }
         }
         self.labels(&format!("{base}.labels"), &svc.labels);
@@ -251,40 +224,21 @@ impl Checker<'_> {
                 self.label_name(&format!("{base}.expose.name"), "Service", n);
             }
             if expose.ports.is_empty() {
-                self.err(
-                    &format!("{base}.expose.ports"),
-                    "`expose` needs at least one port",
-                );
+                self.err(&format!("{base}.expose.ports"), "`expose` needs at least one port");
             }
             for (i, p) in expose.ports.iter().enumerate() {
                 let pp = format!("{base}.expose.ports[{i}]");
                 if !(1..=65535).contains(&p.port) {
-                    self.err(
-                        &format!("{pp}.port"),
-                        format!("port {} is out of range 1-65535", p.port),
-                    );
+                    self.err(&format!("{pp}.port"), format!("port {} is out of range 1-65535", p.port));
                 }
-                self.reference(
-                    &format!("{pp}.target"),
-                    "container port",
-                    &p.target,
-                    port_names.clone(),
-                );
+                self.reference(&format!("{pp}.target"), "container port", &p.target, port_names.clone());
             }
         }
         for (i, dep) in svc.depends_on.iter().enumerate() {
-            let known: Vec<&str> = self
-                .stack
-                .services
-                .keys()
-                .chain(self.stack.datastores.keys())
-                .map(String::as_str)
-                .collect();
+            let known: Vec<&str> =
+                self.stack.services.keys().chain(self.stack.datastores.keys()).map(String::as_str).collect();
             if dep == name {
-                self.err(
-                    &format!("{base}.dependsOn[{i}]"),
-                    "a service cannot depend on itself",
-                );
+                self.err(&format!("{base}.dependsOn[{i}]"), "a service cannot depend on itself");
             } else {
                 self.reference(&format!("{base}.dependsOn[{i}]"), "dependency", dep, known);
             }
@@ -296,10 +250,7 @@ impl Checker<'_> {
                 let Some(vol) = m.volume.as_ref().and_then(|v| self.stack.volumes.get(v)) else {
                     continue;
                 };
-                let single = matches!(
-                    vol.access_mode,
-                    AccessMode::ReadWriteOnce | AccessMode::ReadWriteOncePod
-                );
+                let single = matches!(vol.access_mode, AccessMode::ReadWriteOnce | AccessMode::ReadWriteOncePod);
                 if vol.size.is_some() && !vol.ephemeral && single && svc.replicas > 1 {
                     self.err(
                         &format!("{path}.mounts[{i}].volume"),
@@ -311,7 +262,10 @@ impl Checker<'_> {
                         ),
                     );
                     self.out.last_mut().map(|d| {
-                        d.notes.push("help: use `replicas: 1`, or `accessMode: ReadWriteMany` if the storage class supports it".into());
+                        d.notes.push(
+                            "help: use `replicas: 1`, or `accessMode: ReadWriteMany` if the storage class supports it"
+                                .into(),
+                        );
                     });
                 }
             }
@@ -319,27 +273,58 @@ impl Checker<'_> {
     }
 
     fn port(&mut self, path: &str, name: &str, p: &Port) {
+        if let Some(h) = p.publish {
+            if !(1..=65535).contains(&h) {
+                self.err(path, format!("published port {h} is out of range 1-65535"));
+            }
+        }
         if !is_port_name(name) {
-            self.err(path, format!("port name `{name}` is not valid (at most 15 lowercase letters, digits and `-`, with a letter)"));
+            self.err(
+                path,
+                format!(
+                    "port name `{name}` is not valid (at most 15 lowercase letters, digits and `-`, with a letter)"
+                ),
+            );
         }
         if !(1..=65535).contains(&p.port) {
-            self.err(
-                &format!("{path}"),
-                format!("port {} is out of range 1-65535", p.port),
-            );
+            self.err(&format!("{path}"), format!("port {} is out of range 1-65535", p.port));
         }
     }
 
     fn container(&mut self, path: &str, c: &Container) {
-        if c.image.is_empty() {
-            self.err(&format!("{path}.image"), "image must not be empty");
-        } else {
+        if !c.image.is_empty() {
             self.image(&format!("{path}.image"), &c.image);
+        }
+        // `$(VAR)` expands a variable of this container; in `env` it must be
+        // defined earlier (Kubernetes expands in order).
+        let names: Vec<&str> = c.env.keys().map(String::as_str).collect();
+        let ordered = self.stack.targets.contains(&Target::Kubernetes);
+        for (i, (k, v)) in c.env.iter().enumerate() {
+            if let EnvValue::Literal(text) = v {
+                for var in var_refs(text) {
+                    let visible = if ordered { &names[..i] } else { &names[..] };
+                    if !visible.contains(&var) || var == k {
+                        self.err(&format!("{path}.env.{k}"), if ordered { format!("`$({var})` must name a variable defined earlier in this container's `env` (Kubernetes expands in order)") } else { format!("`$({var})` names no other variable of this container's `env`") });
+                    }
+                }
+            }
+        }
+        for (field, list) in [("command", &c.command), ("args", &c.args)] {
+            for (i, a) in list.iter().enumerate() {
+                for var in var_refs(a) {
+                    if !names.contains(&var) {
+                        self.err(
+                            &format!("{path}.{field}[{i}]"),
+                            format!("`$({var})` names no variable of this container's `env`"),
+                        );
+                    }
+                }
+            }
         }
         for (k, v) in &c.env {
             let ep = format!("{path}.env.{k}");
             if !is_env_name(k) {
-                self.err(&ep, format!("`{k}` is not a valid environment variable name (letters, digits and `_`, not starting with a digit)"));
+                self.err(&ep, format!("`{k}` is not a valid environment variable name (letters, digits, `_`, `.`, `-`, not starting with a digit)"));
             }
             if let EnvValue::Ref(r) = v {
                 match (&r.secret, &r.config) {
@@ -349,10 +334,7 @@ impl Checker<'_> {
                         self.reference(&format!("{ep}.config"), "config", cfg, known);
                         if let Some(conf) = self.stack.configs.get(cfg) {
                             if !conf.files.contains_key(&r.key) {
-                                self.err(
-                                    &format!("{ep}.key"),
-                                    format!("config `{cfg}` has no file `{}`", r.key),
-                                );
+                                self.err(&format!("{ep}.key"), format!("config `{cfg}` has no file `{}`", r.key));
                             }
                         }
                     }
@@ -368,28 +350,19 @@ impl Checker<'_> {
             let mp = format!("{path}.mounts[{i}]");
             self.mount(&mp, m);
             if !paths.insert(m.path.as_str()) {
-                self.err(
-                    &format!("{mp}.path"),
-                    format!("`{}` is mounted twice in this container", m.path),
-                );
+                self.err(&format!("{mp}.path"), format!("`{}` is mounted twice in this container", m.path));
             }
         }
         let ports: Vec<&str> = c.ports.keys().map(String::as_str).collect();
-        for (kind, probe) in [
-            ("liveness", &c.probes.liveness),
-            ("readiness", &c.probes.readiness),
-            ("startup", &c.probes.startup),
-        ] {
+        for (kind, probe) in
+            [("liveness", &c.probes.liveness), ("readiness", &c.probes.readiness), ("startup", &c.probes.startup)]
+        {
             if let Some(p) = probe {
                 self.probe(&format!("{path}.probes.{kind}"), p, &ports);
             }
         }
         self.security(&format!("{path}.security"), &c.security);
-        for (what, q) in c
-            .resources
-            .iter()
-            .flat_map(|r| [("requests", &r.requests), ("limits", &r.limits)])
-        {
+        for (what, q) in c.resources.iter().flat_map(|r| [("requests", &r.requests), ("limits", &r.limits)]) {
             for (res, val) in [("cpu", &q.cpu), ("memory", &q.memory)] {
                 if let Some(val) = val {
                     if !is_quantity(val) {
@@ -413,8 +386,13 @@ impl Checker<'_> {
         }
         let last = image.rsplit('/').next().unwrap_or(image);
         match last.split_once(':') {
-            None => self.warn(path, format!("image `{image}` has no tag: it resolves to the mutable `latest`; pin a version or a digest")),
-            Some((_, "latest")) => self.warn(path, format!("image `{image}` uses the mutable tag `latest`; pin a version or a digest")),
+            None => self.warn(
+                path,
+                format!("image `{image}` has no tag: it resolves to the mutable `latest`; pin a version or a digest"),
+            ),
+            Some((_, "latest")) => {
+                self.warn(path, format!("image `{image}` uses the mutable tag `latest`; pin a version or a digest"))
+            }
             Some(_) => {}
         }
     }
@@ -462,44 +440,25 @@ impl Checker<'_> {
                 let known = self.stack.secrets.keys().map(String::as_str).collect();
                 self.reference(&format!("{path}.secret"), "secret", s, known);
             }
-            _ => self.err(
-                path,
-                "a mount needs exactly one of `volume`, `config` or `secret`",
-            ),
+            _ => self.err(path, "a mount needs exactly one of `volume`, `config` or `secret`"),
         }
         if !m.path.starts_with('/') {
-            self.err(
-                &format!("{path}.path"),
-                format!("mount path `{}` must be absolute", m.path),
-            );
+            self.err(&format!("{path}.path"), format!("mount path `{}` must be absolute", m.path));
         }
         if m.path.split('/').any(|seg| seg == "..") || m.path.contains(':') {
-            self.err(
-                &format!("{path}.path"),
-                format!("mount path `{}` must not contain `..` or `:`", m.path),
-            );
+            self.err(&format!("{path}.path"), format!("mount path `{}` must not contain `..` or `:`", m.path));
         }
     }
 
     fn probe(&mut self, path: &str, p: &Probe, ports: &[&str]) {
-        let kinds = usize::from(p.http.is_some())
-            + usize::from(p.tcp.is_some())
-            + usize::from(p.exec.is_some());
+        let kinds = usize::from(p.http.is_some()) + usize::from(p.tcp.is_some()) + usize::from(p.exec.is_some());
         if kinds != 1 {
             self.err(path, "a probe needs exactly one of `http`, `tcp` or `exec`");
         }
         if let Some(h) = &p.http {
-            self.reference(
-                &format!("{path}.http.port"),
-                "port",
-                &h.port,
-                ports.to_vec(),
-            );
+            self.reference(&format!("{path}.http.port"), "port", &h.port, ports.to_vec());
             if !h.path.starts_with('/') {
-                self.err(
-                    &format!("{path}.http.path"),
-                    "an HTTP probe path starts with `/`",
-                );
+                self.err(&format!("{path}.http.path"), "an HTTP probe path starts with `/`");
             }
         }
         if let Some(t) = &p.tcp {
@@ -519,9 +478,7 @@ impl Checker<'_> {
                 "user 0 is root: set `runAsRoot: true` (and a `reason`) to allow it",
             );
         }
-        if (s.run_as_root || s.writable_root_filesystem || !s.add_capabilities.is_empty())
-            && s.reason.is_none()
-        {
+        if (s.run_as_root || s.writable_root_filesystem || !s.add_capabilities.is_empty()) && s.reason.is_none() {
             self.warn(path, "a security default is relaxed without a `reason`");
         }
         for (i, cap) in s.add_capabilities.iter().enumerate() {
@@ -537,21 +494,24 @@ impl Checker<'_> {
     fn volumes_shared(&mut self) {
         for (name, vol) in &self.stack.volumes {
             let path = format!("volumes.{name}");
-            if vol.ephemeral && vol.size.is_some() {
-                self.err(&path, "an `ephemeral` volume has no `size`");
+            let kinds = usize::from(vol.ephemeral) + usize::from(vol.bind.is_some());
+            if kinds > 1 {
+                self.err(&path, "a volume is `ephemeral` or a `bind` mount, not both");
             }
-            if !vol.ephemeral && vol.size.is_none() {
-                self.err(
-                    &path,
-                    "a persistent volume needs a `size` (or set `ephemeral: true`)",
-                );
+            if kinds > 0 && vol.size.is_some() {
+                self.err(&path, "an `ephemeral` or `bind` volume has no `size`");
+            }
+            if kinds == 0 && vol.size.is_none() {
+                self.err(&path, "a persistent volume needs a `size` (or set `ephemeral: true`, or `bind: PATH`)");
+            }
+            if let Some(b) = &vol.bind {
+                if b.is_empty() || b.contains(['\n', '\0', ':']) {
+                    self.err(&format!("{path}.bind"), "a bind path must be non-empty, on one line, without `:`");
+                }
             }
             if let Some(size) = &vol.size {
                 if !is_quantity(size) {
-                    self.err(
-                        &format!("{path}.size"),
-                        format!("`{size}` is not a Kubernetes quantity (e.g. `10Gi`)"),
-                    );
+                    self.err(&format!("{path}.size"), format!("`{size}` is not a Kubernetes quantity (e.g. `10Gi`)"));
                 }
             }
         }
@@ -562,24 +522,15 @@ impl Checker<'_> {
             let path = format!("secrets.{name}");
             if let Some(n) = &s.name {
                 if !is_dns_subdomain(n) {
-                    self.err(
-                        &format!("{path}.name"),
-                        format!("`{n}` is not a valid DNS-1123 subdomain"),
-                    );
+                    self.err(&format!("{path}.name"), format!("`{n}` is not a valid DNS-1123 subdomain"));
                 }
             }
             if s.external.is_some() && s.provided_by.is_some() {
-                self.err(
-                    &path,
-                    "a secret is either `external` or `providedBy`, not both",
-                );
+                self.err(&path, "a secret is either `external` or `providedBy`, not both");
             }
             if let Some(ext) = &s.external {
                 if ext.data.is_empty() {
-                    self.err(
-                        &format!("{path}.external.data"),
-                        "an external secret needs at least one key in `data`",
-                    );
+                    self.err(&format!("{path}.external.data"), "an external secret needs at least one key in `data`");
                 }
                 if !s.keys.is_empty() {
                     self.err(
@@ -588,21 +539,14 @@ impl Checker<'_> {
                     );
                 }
             } else if s.keys.is_empty() {
-                self.err(
-                    &path,
-                    "declare the secret's `keys` so references to it can be checked",
-                );
+                self.err(&path, "declare the secret's `keys` so references to it can be checked");
             }
             if let Some(p) = &s.provided_by {
                 let known = self.stack.datastores.keys().map(String::as_str).collect();
                 self.reference(&format!("{path}.providedBy"), "datastore", p, known);
             }
             for k in secret_keys(s) {
-                if k.is_empty()
-                    || !k
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-                {
+                if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
                     self.err(&path, format!("`{k}` is not a valid secret key"));
                 }
             }
@@ -610,26 +554,47 @@ impl Checker<'_> {
     }
 
     fn datastores(&mut self) {
+        let kube = self.stack.targets.contains(&Target::Kubernetes);
         for (name, d) in &self.stack.datastores {
             let path = format!("datastores.{name}");
             let team = d.team.clone().unwrap_or_else(|| self.stack.name.clone());
-            if !name.starts_with(&format!("{team}-")) {
-                self.err(
-                    &path,
-                    format!("a PostgreSQL cluster name must start with its team: `{team}-`"),
-                );
+            if let Some(p) = &d.password {
+                self.secret_key(&format!("{path}.password"), &p.secret, &p.key);
+            }
+            for (i, n) in d.networks.iter().enumerate() {
+                let known = self.stack.networks.keys().map(String::as_str).collect();
+                self.reference(&format!("{path}.networks[{i}]"), "network", n, known);
+            }
+            if let Some(b) = &d.backup {
+                if let Some(n) = &b.name {
+                    self.label_name(&format!("{path}.backup.name"), "backup", n);
+                }
+                if b.schedule.trim().is_empty() || b.schedule.contains(['\n', '$']) {
+                    self.err(
+                        &format!("{path}.backup.schedule"),
+                        "expected a cron schedule such as `0 2 * * *` or `@daily`",
+                    );
+                }
+                if !is_quantity(&b.size) {
+                    self.err(&format!("{path}.backup.size"), format!("`{}` is not a Kubernetes quantity", b.size));
+                }
+            }
+            if d.databases.is_empty() {
+                self.err(&format!("{path}.databases"), "declare at least one database and its owner");
+            }
+            for (i, e) in d.extensions.iter().enumerate() {
+                if e.is_empty() || !e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    self.err(&format!("{path}.extensions[{i}]"), format!("`{e}` is not an extension name"));
+                }
+            }
+            if kube && !name.starts_with(&format!("{team}-")) {
+                self.err(&path, format!("a PostgreSQL cluster name must start with its team: `{team}-`"));
             }
             if d.instances == 0 {
-                self.err(
-                    &format!("{path}.instances"),
-                    "at least one instance is needed",
-                );
+                self.err(&format!("{path}.instances"), "at least one instance is needed");
             }
             if !is_quantity(&d.size) {
-                self.err(
-                    &format!("{path}.size"),
-                    format!("`{}` is not a Kubernetes quantity", d.size),
-                );
+                self.err(&format!("{path}.size"), format!("`{}` is not a Kubernetes quantity", d.size));
             }
             for (db, owner) in &d.databases {
                 if !d.users.contains_key(owner) {
@@ -644,20 +609,26 @@ impl Checker<'_> {
         for (name, r) in &self.stack.routes {
             let path = format!("routes.{name}");
             if !is_dns_subdomain(&r.host) {
-                self.err(
-                    &format!("{path}.host"),
-                    format!("`{}` is not a valid host name", r.host),
-                );
+                self.err(&format!("{path}.host"), format!("`{}` is not a valid host name", r.host));
             }
             if !r.path.starts_with('/') {
                 self.err(&format!("{path}.path"), "a route path starts with `/`");
             }
-            match (&r.gateway, &r.ingress) {
-                (Some(_), None) | (None, Some(_)) => {}
-                _ => self.err(
-                    &path,
-                    "a route needs exactly one of `gateway` (HTTPRoute) or `ingress`",
-                ),
+            if r.gateway.is_some() && r.ingress.is_some() {
+                self.err(&path, "a route is either a `gateway` route (HTTPRoute) or an `ingress`, not both");
+            }
+            if r.traefik.is_some() && r.nginx_proxy.is_some() {
+                self.err(&path, "a route uses either `traefik` or `nginxProxy`, not both");
+            }
+            for n in r
+                .traefik
+                .as_ref()
+                .and_then(|t| t.network.as_ref())
+                .into_iter()
+                .chain(r.nginx_proxy.as_ref().and_then(|t| t.network.as_ref()))
+            {
+                let known = self.stack.networks.keys().map(String::as_str).collect();
+                self.reference(&path, "network", n, known);
             }
             let known = self.stack.services.keys().map(String::as_str).collect();
             self.reference(&format!("{path}.service"), "service", &r.service, known);
@@ -665,10 +636,7 @@ impl Checker<'_> {
                 match &svc.expose {
                     None => self.err(
                         &format!("{path}.service"),
-                        format!(
-                            "service `{}` has no `expose`, so nothing can route to it",
-                            r.service
-                        ),
+                        format!("service `{}` has no `expose`, so nothing can route to it", r.service),
                     ),
                     Some(e) => {
                         if let Some(port) = r.port {
@@ -693,20 +661,14 @@ impl Checker<'_> {
             for (i, r) in rules.iter().enumerate() {
                 let path = format!("network.{dir}[{i}]");
                 if r.namespaces.is_some() && r.cidr.is_some() {
-                    self.err(
-                        &path,
-                        "a rule names either `namespaces` or `cidr`, not both",
-                    );
+                    self.err(&path, "a rule names either `namespaces` or `cidr`, not both");
                 }
                 if let Some(ns) = &r.namespaces {
                     self.labels(&format!("{path}.namespaces"), ns);
                 }
                 for (j, p) in r.ports.iter().enumerate() {
                     if !(1..=65535).contains(&p.port) {
-                        self.err(
-                            &format!("{path}.ports[{j}]"),
-                            format!("port {} is out of range 1-65535", p.port),
-                        );
+                        self.err(&format!("{path}.ports[{j}]"), format!("port {} is out of range 1-65535", p.port));
                     }
                 }
             }
@@ -714,19 +676,94 @@ impl Checker<'_> {
     }
 }
 
+impl Checker<'_> {
+    /// What each enabled target cannot express is an error, never a silent drop.
+    fn targets(&mut self) {
+        let s = self.stack;
+        let kube = s.targets.contains(&Target::Kubernetes);
+        let compose = s.targets.contains(&Target::Compose);
+        if kube {
+            for (name, svc) in &s.services {
+                if svc.image.is_none() {
+                    self.err(&format!("services.{name}"), format!("service `{name}` has only `build`: the kubernetes target needs an `image` (build and push it, then name it)"));
+                }
+            }
+            for (name, v) in &s.volumes {
+                if v.bind.is_some() {
+                    self.err(&format!("volumes.{name}.bind"), format!("volume `{name}` is a host bind mount, which the kubernetes target cannot express; drop `kubernetes` from `targets` or use a persistent volume"));
+                }
+            }
+            for (name, r) in &s.routes {
+                if r.gateway.is_none() && r.ingress.is_none() {
+                    self.err(
+                        &format!("routes.{name}"),
+                        "the kubernetes target needs `gateway` (HTTPRoute) or `ingress` on this route",
+                    );
+                }
+            }
+        }
+        if compose {
+            for (name, r) in &s.routes {
+                if r.traefik.is_none() && r.nginx_proxy.is_none() {
+                    self.err(
+                        &format!("routes.{name}"),
+                        "the compose target needs `traefik` or `nginxProxy` on this route",
+                    );
+                }
+            }
+            for (name, d) in &s.datastores {
+                if d.password.is_none() {
+                    self.err(
+                        &format!("datastores.{name}"),
+                        "the compose target needs the database `password` as `{ secret, key }`",
+                    );
+                }
+            }
+            let mut seen: BTreeMap<String, String> = BTreeMap::new();
+            for (sname, secret) in &s.secrets {
+                for key in secret_keys(secret) {
+                    let var = crate::render::compose::variable_name(s, sname, key);
+                    if let Some(prev) = seen.insert(var.clone(), format!("{sname}.{key}")) {
+                        self.err(&format!("secrets.{sname}"), format!("key `{key}` becomes the Compose variable `{var}`, already used by `{prev}`; set `variablePrefix`"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `$(NAME)` references in a string (`$$(` escapes).
+pub fn var_refs(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("$(") {
+        if i > 0 && rest.as_bytes()[i - 1] == b'$' {
+            rest = &rest[i + 2..];
+            continue;
+        }
+        let inner = &rest[i + 2..];
+        match inner.find(')') {
+            Some(end) if is_ref_name(&inner[..end]) => {
+                out.push(&inner[..end]);
+                rest = &inner[end + 1..];
+            }
+            _ => rest = inner,
+        }
+    }
+    out
+}
+
 /// The keys a secret is declared to hold.
 pub fn secret_keys(s: &crate::stack::model::Secret) -> Vec<&str> {
     match &s.external {
         Some(ext) => ext.data.keys().map(String::as_str).collect(),
-        None => s.keys.iter().map(String::as_str).collect(),
+        None => s.keys.names().collect(),
     }
 }
 
 /// The main container's name.
 pub fn main_name(service: &str, svc: &Service) -> String {
-    svc.container_name
-        .clone()
-        .unwrap_or_else(|| service.to_string())
+    svc.container_name.clone().unwrap_or_else(|| service.to_string())
 }
 
 /// The service's own container fields as a `Container`.
@@ -748,17 +785,13 @@ pub fn main_container(_service: &str, svc: &Service) -> Container {
 
 /// A Kubernetes resource quantity such as `100m`, `1.5`, `512Mi`, `1e3`.
 pub fn is_quantity(s: &str) -> bool {
-    let num_end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
+    let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (num, suffix) = s.split_at(num_end);
     if num.is_empty() || num == "." || num.matches('.').count() > 1 {
         return false;
     }
-    matches!(
-        suffix,
-        "" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"
-    ) || (suffix.len() > 1 && suffix.starts_with(['e', 'E']) && suffix[1..].parse::<i32>().is_ok())
+    matches!(suffix, "" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei")
+        || (suffix.len() > 1 && suffix.starts_with(['e', 'E']) && suffix[1..].parse::<i32>().is_ok())
 }
 
 #[cfg(test)]
@@ -771,14 +804,8 @@ mod tests {
         for bad in ["", "-a", "a-", "A", "a/b", "..", "a.b", &"x".repeat(64)] {
             assert!(!is_dns_label(bad), "{bad}");
         }
-        assert!(is_dns_subdomain(
-            "loops.loops-postgresql.credentials.postgresql.acid.zalan.do"
-        ));
-        assert!(
-            is_port_name("fastcgi")
-                && !is_port_name("80")
-                && !is_port_name("a-very-long-port-name")
-        );
+        assert!(is_dns_subdomain("loops.loops-postgresql.credentials.postgresql.acid.zalan.do"));
+        assert!(is_port_name("fastcgi") && !is_port_name("80") && !is_port_name("a-very-long-port-name"));
         assert!(is_env_name("APP_URL") && !is_env_name("1X") && !is_env_name("A-B"));
         assert!(is_label_key("app.kubernetes.io/name") && !is_label_key("bad key"));
     }

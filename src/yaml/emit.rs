@@ -13,11 +13,7 @@ const RESERVED: &[&str] = &["y", "n", "yes", "no", "on", "off", "true", "false",
 
 /// Returns `s` as a YAML scalar that every parser reads back as the string `s`.
 pub fn quote_str(s: &str) -> String {
-    if is_plain_safe(s) {
-        s.to_string()
-    } else {
-        double_quoted(s)
-    }
+    if is_plain_safe(s) { s.to_string() } else { double_quoted(s) }
 }
 
 /// A plain scalar is safe when it starts with a letter or `/`, holds only
@@ -33,16 +29,12 @@ fn is_plain_safe(s: &str) -> bool {
     };
     if first.is_ascii_digit() {
         return s.chars().all(|c| c.is_ascii_alphanumeric())
-            && s.chars()
-                .any(|c| c.is_ascii_alphabetic() && !"eExXbBoO".contains(c));
+            && s.chars().any(|c| c.is_ascii_alphabetic() && !"eExXbBoO".contains(c));
     }
     if !(first.is_ascii_alphabetic() || first == '/') {
         return false;
     }
-    if !s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'))
-    {
+    if !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-')) {
         return false;
     }
     !RESERVED.contains(&s.to_ascii_lowercase().as_str())
@@ -97,8 +89,7 @@ fn literal_ok(s: &str) -> bool {
         && !s.ends_with("\n\n")
         && !s.starts_with([' ', '\n'])
         && s.chars().all(|c| c == '\n' || c == '\t' || is_raw_ok(c))
-        && s.split('\n')
-            .all(|l| !l.ends_with([' ', '\t']) && !l.starts_with('\t'))
+        && s.split('\n').all(|l| !l.ends_with([' ', '\t']) && !l.starts_with('\t'))
 }
 
 /// A value that can be emitted as YAML.
@@ -122,11 +113,7 @@ impl Node {
             Node::Int(i) => i.to_string(),
             Node::Float(f) if f.is_finite() => {
                 let s = format!("{f:?}");
-                if s.contains(['.', 'e']) {
-                    s
-                } else {
-                    format!("{s}.0")
-                }
+                if s.contains(['.', 'e']) { s } else { format!("{s}.0") }
             }
             Node::Float(f) if f.is_nan() => ".nan".to_string(),
             Node::Float(f) => if *f > 0.0 { ".inf" } else { "-.inf" }.to_string(),
@@ -224,9 +211,7 @@ mod tests {
     fn plain_only_when_unambiguous() {
         assert_eq!(quote_str("loops-app"), "loops-app");
         assert_eq!(quote_str("/var/www/storage"), "/var/www/storage");
-        for s in [
-            "on", "Off", "YES", "y", "N", "null", "true", "0755", "12:30", "", "a: b", "1e3",
-        ] {
+        for s in ["on", "Off", "YES", "y", "N", "null", "true", "0755", "12:30", "", "a: b", "1e3"] {
             assert!(quote_str(s).starts_with('"'), "{s} must be quoted");
         }
         assert_eq!(quote_str("a: b"), "\"a: b\"");
@@ -236,10 +221,7 @@ mod tests {
     #[test]
     fn escapes_line_breaks_and_controls() {
         assert_eq!(double_quoted("a\nb"), "\"a\\nb\"");
-        assert_eq!(
-            double_quoted("\u{2028}\u{85}\u{feff}"),
-            "\"\\u2028\\x85\\uFEFF\""
-        );
+        assert_eq!(double_quoted("\u{2028}\u{85}\u{feff}"), "\"\\u2028\\x85\\uFEFF\"");
         assert_eq!(double_quoted("\u{1}\u{7f}"), "\"\\x01\\x7F\"");
         assert_eq!(double_quoted("😀"), "\"😀\"");
         assert_eq!(double_quoted("say \"hi\" \\"), "\"say \\\"hi\\\" \\\\\"");
@@ -252,18 +234,12 @@ mod tests {
             (
                 "list".into(),
                 Node::Seq(vec![
-                    Node::Map(vec![
-                        ("name".into(), Node::Str("x".into())),
-                        ("port".into(), Node::Int(80)),
-                    ]),
+                    Node::Map(vec![("name".into(), Node::Str("x".into())), ("port".into(), Node::Int(80))]),
                     Node::Str("y".into()),
                 ]),
             ),
             ("empty".into(), Node::Map(vec![])),
         ]);
-        assert_eq!(
-            document(&n),
-            "a: \"on\"\nlist:\n  - name: x\n    port: 80\n  - \"y\"\nempty: {}\n"
-        );
+        assert_eq!(document(&n), "a: \"on\"\nlist:\n  - name: x\n    port: 80\n  - \"y\"\nempty: {}\n");
     }
 }

@@ -29,10 +29,7 @@ pub struct Pos {
 
 impl Pos {
     fn from_marker(m: Marker) -> Pos {
-        Pos {
-            line: m.line(),
-            col: m.col() + 1,
-        }
+        Pos { line: m.line(), col: m.col() + 1 }
     }
 }
 
@@ -75,11 +72,7 @@ pub fn parse(text: &str) -> Result<(Value, Spans), LoadError> {
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
         let pos = Pos::from_marker(*e.marker());
-        return Err(LoadError {
-            pos,
-            message: format!("invalid YAML: {}", e.info()),
-            path: None,
-        });
+        return Err(LoadError { pos, message: format!("invalid YAML: {}", e.info()), path: None });
     }
     if let Some(err) = builder.error {
         return Err(err);
@@ -89,17 +82,8 @@ pub fn parse(text: &str) -> Result<(Value, Spans), LoadError> {
 }
 
 enum Frame {
-    Seq {
-        items: Vec<Value>,
-        path: String,
-        anchor: usize,
-    },
-    Map {
-        map: Mapping,
-        pending_key: Option<(String, Pos)>,
-        path: String,
-        anchor: usize,
-    },
+    Seq { items: Vec<Value>, path: String, anchor: usize },
+    Map { map: Mapping, pending_key: Option<(String, Pos)>, path: String, anchor: usize },
 }
 
 #[derive(Default)]
@@ -125,11 +109,7 @@ impl Builder {
     fn current_child_path(&self) -> Option<String> {
         match self.stack.last()? {
             Frame::Seq { items, path, .. } => Some(format!("{path}[{}]", items.len())),
-            Frame::Map {
-                pending_key: Some((k, _)),
-                path,
-                ..
-            } => Some(join(path, k)),
+            Frame::Map { pending_key: Some((k, _)), path, .. } => Some(join(path, k)),
             Frame::Map { path, .. } => Some(path.clone()),
         }
     }
@@ -137,10 +117,7 @@ impl Builder {
     fn count(&mut self, n: usize, pos: Pos) -> bool {
         self.nodes += n;
         if self.nodes > MAX_NODES {
-            self.fail(
-                pos,
-                format!("document expands to more than {MAX_NODES} nodes (alias bomb?)"),
-            );
+            self.fail(pos, format!("document expands to more than {MAX_NODES} nodes (alias bomb?)"));
             return false;
         }
         true
@@ -155,12 +132,7 @@ impl Builder {
                 self.spans.entry(p).or_insert(pos);
                 items.push(value);
             }
-            Some(Frame::Map {
-                map,
-                pending_key,
-                path,
-                ..
-            }) => match pending_key.take() {
+            Some(Frame::Map { map, pending_key, path, .. }) => match pending_key.take() {
                 None => {
                     let key = match value {
                         Value::String(s) => s,
@@ -175,9 +147,7 @@ impl Builder {
                     if map.contains_key(key.as_str()) {
                         let p = join(path, &key);
                         let first = self.spans.get(&p).copied();
-                        let at = first
-                            .map(|f| format!(" (first defined at line {})", f.line))
-                            .unwrap_or_default();
+                        let at = first.map(|f| format!(" (first defined at line {})", f.line)).unwrap_or_default();
                         self.fail(pos, format!("duplicate key `{key}`{at}"));
                         return;
                     }
@@ -198,11 +168,7 @@ impl Builder {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
 impl MarkedEventReceiver for Builder {
@@ -215,10 +181,7 @@ impl MarkedEventReceiver for Builder {
             Event::DocumentStart => {
                 self.documents += 1;
                 if self.documents > 1 {
-                    self.fail(
-                        pos,
-                        "a stack file holds exactly one YAML document; found a second `---`".into(),
-                    );
+                    self.fail(pos, "a stack file holds exactly one YAML document; found a second `---`".into());
                 }
             }
             Event::Scalar(text, style, anchor, tag) => {
@@ -244,13 +207,7 @@ impl MarkedEventReceiver for Builder {
                 self.push_value(value, pos);
             }
             Event::SequenceStart(_, tag) | Event::MappingStart(_, tag) if tag.is_some() => {
-                self.fail(
-                    pos,
-                    format!(
-                        "YAML tags are not supported here (found `{}`)",
-                        tag_text(tag.as_ref())
-                    ),
-                );
+                self.fail(pos, format!("YAML tags are not supported here (found `{}`)", tag_text(tag.as_ref())));
             }
             Event::SequenceStart(anchor, _) => {
                 if self.stack.len() >= MAX_DEPTH {
@@ -260,32 +217,20 @@ impl MarkedEventReceiver for Builder {
                 if let Some(Frame::Seq { .. }) | None = self.stack.last() {
                     self.spans.entry(path.clone()).or_insert(pos);
                 }
-                self.stack.push(Frame::Seq {
-                    items: Vec::new(),
-                    path,
-                    anchor,
-                });
+                self.stack.push(Frame::Seq { items: Vec::new(), path, anchor });
             }
             Event::MappingStart(anchor, _) => {
                 if self.stack.len() >= MAX_DEPTH {
                     return self.fail(pos, format!("nesting deeper than {MAX_DEPTH} levels"));
                 }
-                if let Some(Frame::Map {
-                    pending_key: None, ..
-                }) = self.stack.last()
-                {
+                if let Some(Frame::Map { pending_key: None, .. }) = self.stack.last() {
                     return self.fail(pos, "mapping keys must be plain strings".into());
                 }
                 let path = self.child_path();
                 if let Some(Frame::Seq { .. }) | None = self.stack.last() {
                     self.spans.entry(path.clone()).or_insert(pos);
                 }
-                self.stack.push(Frame::Map {
-                    map: Mapping::new(),
-                    pending_key: None,
-                    path,
-                    anchor,
-                });
+                self.stack.push(Frame::Map { map: Mapping::new(), pending_key: None, path, anchor });
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let Some(frame) = self.stack.pop() else {
@@ -315,8 +260,7 @@ fn weight_of(v: &Value) -> usize {
 }
 
 fn tag_text(tag: Option<&Tag>) -> String {
-    tag.map(|t| format!("{}{}", t.handle, t.suffix))
-        .unwrap_or_default()
+    tag.map(|t| format!("{}{}", t.handle, t.suffix)).unwrap_or_default()
 }
 
 /// Resolves a scalar by the YAML 1.2 core schema.
@@ -350,40 +294,24 @@ fn parse_number(s: &str) -> Option<Value> {
     }
     if !neg {
         if let Some(h) = s.strip_prefix("0x") {
-            return i64::from_str_radix(h, 16)
-                .ok()
-                .map(|v| Value::Number(v.into()));
+            return i64::from_str_radix(h, 16).ok().map(|v| Value::Number(v.into()));
         }
         if let Some(o) = s.strip_prefix("0o") {
-            return i64::from_str_radix(o, 8)
-                .ok()
-                .map(|v| Value::Number(v.into()));
+            return i64::from_str_radix(o, 8).ok().map(|v| Value::Number(v.into()));
         }
     }
     let lower = digits.to_ascii_lowercase();
     if lower == ".inf" {
-        return Some(Value::Number(Number::from(if neg {
-            f64::NEG_INFINITY
-        } else {
-            f64::INFINITY
-        })));
+        return Some(Value::Number(Number::from(if neg { f64::NEG_INFINITY } else { f64::INFINITY })));
     }
     if s == ".nan" || s == ".NaN" || s == ".NAN" {
         return Some(Value::Number(Number::from(f64::NAN)));
     }
-    let looks_float = digits
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_digit() || b == b'.')
-        && digits
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+    let looks_float = digits.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.')
+        && digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
         && digits.bytes().any(|b| b.is_ascii_digit());
     if looks_float {
-        return s
-            .parse::<f64>()
-            .ok()
-            .map(|f| Value::Number(Number::from(f)));
+        return s.parse::<f64>().ok().map(|f| Value::Number(Number::from(f)));
     }
     None
 }
@@ -406,20 +334,10 @@ mod tests {
 
     #[test]
     fn records_positions() {
-        let (_, spans) =
-            parse("services:\n  app:\n    replicas: 2\n    args:\n      - x\n").unwrap();
-        assert_eq!(
-            spans.exact("services.app.replicas"),
-            Some(Pos { line: 3, col: 5 })
-        );
-        assert_eq!(
-            spans.exact("services.app.args[0]"),
-            Some(Pos { line: 5, col: 9 })
-        );
-        assert_eq!(
-            spans.locate("services.app.nope.deeper"),
-            Some(Pos { line: 2, col: 3 })
-        );
+        let (_, spans) = parse("services:\n  app:\n    replicas: 2\n    args:\n      - x\n").unwrap();
+        assert_eq!(spans.exact("services.app.replicas"), Some(Pos { line: 3, col: 5 }));
+        assert_eq!(spans.exact("services.app.args[0]"), Some(Pos { line: 5, col: 9 }));
+        assert_eq!(spans.locate("services.app.nope.deeper"), Some(Pos { line: 2, col: 3 }));
     }
 
     #[test]
@@ -431,7 +349,9 @@ mod tests {
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         let mut prev = 'a';
         for c in 'b'..='j' {
-            bomb.push_str(&format!("{c}: &{c} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+            bomb.push_str(&format!(
+                "{c}: &{c} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+            ));
             prev = c;
         }
         assert!(parse(&bomb).unwrap_err().message.contains("alias bomb"));
@@ -439,12 +359,7 @@ mod tests {
         let deep = "[".repeat(200) + &"]".repeat(200);
         assert!(parse(&deep).unwrap_err().message.contains("nesting deeper"));
 
-        assert!(
-            parse("a: 1\n---\nb: 2\n")
-                .unwrap_err()
-                .message
-                .contains("one YAML document")
-        );
+        assert!(parse("a: 1\n---\nb: 2\n").unwrap_err().message.contains("one YAML document"));
         assert_eq!(parse("").unwrap().0, Value::Null);
         assert!(parse("a:\n\tb: 1\n").is_err());
     }
