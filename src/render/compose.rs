@@ -449,6 +449,9 @@ impl Builder<'_> {
             let cond = if healthy(self.stack, dep) { "service_healthy" } else { "service_started" };
             s.depends_on.insert(dep.clone(), cond.to_string());
         }
+        for (k, v) in &svc.labels {
+            s.labels.insert(k.clone(), literal(v));
+        }
         if let Some(reason) = &svc.security.reason {
             s.labels.insert("io.stackgen.security-exception".into(), literal(reason));
         }
@@ -530,6 +533,13 @@ impl Builder<'_> {
         let password = d.password.as_ref().map(|p| self.secret_ref(&p.secret, &p.key));
         if let Some(pw) = &password {
             s.environment.insert("POSTGRES_PASSWORD".into(), pw.clone());
+        }
+        for (k, v) in &d.parameters {
+            if s.command.is_empty() {
+                s.command.push("postgres".into());
+            }
+            s.command.push("-c".into());
+            s.command.push(literal(&format!("{k}={v}")));
         }
         let data = format!("{name}-data");
         self.volumes.push(data.clone());

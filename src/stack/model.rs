@@ -611,6 +611,9 @@ pub struct Datastore {
     /// Extensions created on first start.
     #[serde(default)]
     pub extensions: Vec<String>,
+    /// Server settings (`postgresql.conf` parameters).
+    #[serde(default)]
+    pub parameters: Map<String>,
     /// Password of the owner of the first database, by reference (Compose).
     pub password: Option<SecretKeyRef>,
     /// Scheduled dumps.
