@@ -30,6 +30,28 @@ pub enum Command {
     List(ListArgs),
     /// Load, check and render stacks in memory; write nothing.
     Validate(ValidateArgs),
+    /// Show how a fresh render differs from the tree on disk (exit 1 when it does).
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  stackgen diff loops\n  stackgen diff --all --stat\n  stackgen diff --all --stat --format json"
+)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    #[command(flatten)]
+    pub sources: Sources,
+    /// Output root to compare with
+    #[arg(long, value_name = "DIR", default_value = "rendered")]
+    pub out: PathBuf,
+    /// Only count added and removed lines per file
+    #[arg(long)]
+    pub stat: bool,
+    /// Output format (json applies to --stat)
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 /// Where stacks and templates come from.

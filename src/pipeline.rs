@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cli::{Cli, Command, Format, ListArgs, RenderArgs, Selection, Sources, ValidateArgs};
+use crate::cli::{Cli, Command, DiffArgs, Format, ListArgs, RenderArgs, Selection, Sources, ValidateArgs};
 use crate::diagnostic::{Diagnostic, Severity, did_you_mean, has_errors, normalize};
 use crate::output::{self, Changes, Disk, Plan};
 use crate::render;
@@ -35,6 +35,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Render(a) => render_cmd(&a),
         Command::List(a) => list_cmd(&a).map(|()| 0),
         Command::Validate(a) => validate_cmd(&a).map(|()| 0),
+        Command::Diff(a) => diff_cmd(&a),
     };
     match result {
         Ok(code) => code,
@@ -191,6 +192,34 @@ fn render_cmd(a: &RenderArgs) -> Result<u8, Failure> {
         report_summary(root, &docs, &changes);
     }
     Ok(0)
+}
+
+fn diff_cmd(a: &DiffArgs) -> Result<u8, Failure> {
+    use std::io::IsTerminal;
+    let docs = load(&a.sources, &a.selection, true)?;
+    let (plan, warnings) = build(&docs, &a.selection, &a.sources)?;
+    print_diagnostics(&warnings);
+    let changes = output::compare(&a.out, &plan)?;
+    if a.stat {
+        let stats = crate::diff::stat(&a.out, &plan, &changes);
+        if a.format == Format::Json {
+            let rows: Vec<serde_json::Value> = stats
+                .iter()
+                .map(|s| serde_json::json!({ "path": s.path, "status": s.status, "added": s.added, "removed": s.removed }))
+                .collect();
+            println!("{}", serde_json::json!({ "upToDate": changes.is_empty(), "files": rows }));
+        } else {
+            for s in &stats {
+                println!("{:>7} +{:<5} -{:<5} {}", s.status, s.added, s.removed, a.out.join(&s.path).display());
+            }
+            let (add, rem) = stats.iter().fold((0, 0), |(x, y), s| (x + s.added, y + s.removed));
+            println!("{} files changed, {add} insertions(+), {rem} deletions(-)", stats.len());
+        }
+    } else {
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        print!("{}", crate::diff::unified(&a.out, &plan, &changes, color));
+    }
+    Ok(u8::from(!changes.is_empty()))
 }
 
 fn stack_of(path: &str) -> &str {

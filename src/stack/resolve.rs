@@ -90,6 +90,14 @@ impl Document {
             Some(Value::Mapping(m)) => {
                 for (k, v) in m {
                     let k = key_string(&k);
+                    if !crate::stack::validate::is_dns_label(&k) {
+                        errors.push(err(
+                            &format!("components.{k}"),
+                            format!(
+                                "component name `{k}` is not a valid DNS-1123 label (lowercase letters, digits and `-`)"
+                            ),
+                        ));
+                    }
                     match v {
                         Value::Mapping(_) | Value::Null => {
                             components.insert(k, v);
@@ -109,6 +117,11 @@ impl Document {
             Some(Value::Mapping(m)) => {
                 for (k, v) in m {
                     let name = key_string(&k);
+                    // Environment names become directories of the output tree.
+                    if !crate::stack::validate::is_dns_label(&name) {
+                        errors.push(err(&format!("environments.{name}"), format!("environment name `{name}` is not a valid DNS-1123 label (lowercase letters, digits and `-`); it names an output directory")));
+                        continue;
+                    }
                     match env_def(&name, v, &components) {
                         Ok(def) => {
                             environments.insert(name, def);

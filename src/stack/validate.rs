@@ -21,6 +21,7 @@ pub fn validate(stack: &Stack, file_stem: &str, loc: &Locator<'_>) -> Vec<Diagno
         v.service(name, svc);
     }
     v.volumes_shared();
+    v.configs();
     v.secrets();
     v.datastores();
     v.routes();
@@ -512,6 +513,33 @@ impl Checker<'_> {
             if let Some(size) = &vol.size {
                 if !is_quantity(size) {
                     self.err(&format!("{path}.size"), format!("`{size}` is not a Kubernetes quantity (e.g. `10Gi`)"));
+                }
+            }
+        }
+    }
+
+    fn configs(&mut self) {
+        for (name, c) in &self.stack.configs {
+            let path = format!("configs.{name}");
+            if let Some(n) = &c.name {
+                if !is_dns_subdomain(n) {
+                    self.err(&format!("{path}.name"), format!("`{n}` is not a valid DNS-1123 subdomain"));
+                }
+            }
+            if c.files.is_empty() {
+                self.err(&format!("{path}.files"), "a config needs at least one file");
+            }
+            for f in c.files.keys() {
+                let ok = !f.is_empty()
+                    && f != "."
+                    && f != ".."
+                    && f.len() <= 253
+                    && f.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+                if !ok {
+                    self.err(
+                        &format!("{path}.files.{f}"),
+                        format!("file name `{f}` must be letters, digits, `-`, `_` and `.` (no `/`)"),
+                    );
                 }
             }
         }
