@@ -445,6 +445,9 @@ impl Builder<'_> {
         s.replicas = svc.replicas;
         s.restart = restart(svc.restart);
         s.networks = if svc.networks.is_empty() { default_networks(self.stack) } else { svc.networks.clone() };
+        // Naming any network takes a service off Compose's `default` one;
+        // a service that only gains a proxy network keeps it.
+        let keep_default = s.networks.is_empty();
         for dep in &svc.depends_on {
             let cond = if healthy(self.stack, dep) { "service_healthy" } else { "service_started" };
             s.depends_on.insert(dep.clone(), cond.to_string());
@@ -501,6 +504,9 @@ impl Builder<'_> {
                     }
                 }
             }
+        }
+        if keep_default && !s.networks.is_empty() {
+            s.networks.insert(0, "default".into());
         }
         let mut extra = Vec::new();
         for (init_name, c) in &svc.init {

@@ -167,9 +167,11 @@ fn yaml_lines(value: &Value, indent: usize) -> Result<Value, Error> {
 }
 
 /// Like Jinja's `indent`, but keeps a safe (already YAML) string safe, so
-/// macro output can be nested at any depth.
+/// macro output can be nested at any depth. The final newline is dropped:
+/// the template's own line break ends the block.
 fn indent(value: &Value, width: usize, first: Option<bool>) -> Result<Value, Error> {
     let s = value.as_str().unwrap_or_default();
+    let s = s.strip_suffix('\n').unwrap_or(s);
     let pad = " ".repeat(width);
     let mut out = String::with_capacity(s.len());
     for (i, line) in s.split('\n').enumerate() {

@@ -10,8 +10,10 @@
 use minijinja::Value;
 use minijinja::value::Serde;
 
+use crate::render::datastore;
 use crate::render::view::{self, common_labels};
-use crate::stack::model::{Stack, Target};
+use crate::stack::model::{Map, Stack, Target};
+use crate::stack::validate::mounted;
 
 /// One object to render.
 pub struct Object {
@@ -77,8 +79,9 @@ pub fn sort_key(api_version: &str, kind: &str, name: &str) -> (usize, String, St
     (rank, format!("{group}_{version}_{kind}"), name.to_string())
 }
 
-/// The objects of the `kubernetes/` directory.
-pub fn plan(stack: &Stack) -> Vec<Object> {
+/// The objects of the `kubernetes/` directory. `initdb` holds the init SQL
+/// of each datastore that has extensions (rendered by its own template).
+pub fn plan(stack: &Stack, initdb: &Map<String>) -> Vec<Object> {
     let mut objects = Vec::new();
     if !stack.targets.contains(&Target::Kubernetes) {
         return objects;
@@ -104,14 +107,9 @@ pub fn plan(stack: &Stack) -> Vec<Object> {
         }
     }
     for (key, vol) in &stack.volumes {
-        if !vol.ephemeral {
-            objects.push(Object::new(
-                "v1",
-                "PersistentVolumeClaim",
-                key,
-                "kubernetes/pvc.yaml.j2",
-                Value::from(Serde(vol)),
-            ));
+        if !vol.ephemeral && vol.bind.is_none() && mounted(stack, key) {
+            let item = Value::from(Serde(vol));
+            objects.push(Object::new("v1", "PersistentVolumeClaim", key, "kubernetes/pvc.yaml.j2", item));
         }
     }
     for (key, svc) in &stack.services {
@@ -123,13 +121,41 @@ pub fn plan(stack: &Stack) -> Vec<Object> {
         objects.push(Object::new("apps/v1", "Deployment", key, "kubernetes/deployment.yaml.j2", Value::from(Serde(w))));
     }
     for (key, ds) in &stack.datastores {
-        objects.push(Object::new(
-            "acid.zalan.do/v1",
-            "postgresql",
-            key,
-            "kubernetes/postgresql.yaml.j2",
-            Value::from(Serde(ds)),
-        ));
+        match datastore::statefulset(stack, key, ds) {
+            None => {
+                let item = Value::from(Serde(ds));
+                objects.push(Object::new("acid.zalan.do/v1", "postgresql", key, "kubernetes/postgresql.yaml.j2", item));
+            }
+            Some((scoped, svc)) => {
+                if let Some(sql) = initdb.get(key) {
+                    let files: Map<String> = [("10-extensions.sql".to_string(), sql.clone())].into_iter().collect();
+                    let cfg = minijinja::context! { files => Serde(files) };
+                    let name = datastore::initdb_config(key);
+                    objects.push(Object::new("v1", "ConfigMap", &name, "kubernetes/configmap.yaml.j2", cfg));
+                }
+                if let Some(s) = view::service(&scoped, key, &svc) {
+                    objects.push(Object::new(
+                        "v1",
+                        "Service",
+                        key,
+                        "kubernetes/service.yaml.j2",
+                        Value::from(Serde(s)),
+                    ));
+                }
+                let mut w = view::workload(&scoped, key, &svc);
+                w.volumes.retain(|v| v.name != "data");
+                let item = minijinja::context! { workload => Serde(w), datastore => Serde(ds) };
+                objects.push(Object::new("apps/v1", "StatefulSet", key, "kubernetes/statefulset.yaml.j2", item));
+            }
+        }
+        if let Some((scoped, svc, job)) = datastore::backup_job(stack, key, ds) {
+            let claim = format!("{job}-dumps");
+            let item = Value::from(Serde(&scoped.volumes[&claim]));
+            objects.push(Object::new("v1", "PersistentVolumeClaim", &claim, "kubernetes/pvc.yaml.j2", item));
+            let w = view::workload(&scoped, &job, &svc);
+            let item = minijinja::context! { workload => Serde(w), backup => Serde(ds.backup.as_ref()) };
+            objects.push(Object::new("batch/v1", "CronJob", &job, "kubernetes/cronjob.yaml.j2", item));
+        }
     }
     for (key, route) in &stack.routes {
         let svc = &stack.services[&route.service];

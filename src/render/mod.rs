@@ -5,6 +5,7 @@
 //! a document of the wrong kind, is an error naming the template.
 
 pub mod compose;
+pub mod datastore;
 pub mod engine;
 pub mod kubernetes;
 pub mod view;
@@ -94,8 +95,13 @@ fn render_objects(
 pub fn render(tpl_env: &Environment<'static>, stack: &Stack, env: &str) -> Result<Vec<File>> {
     let base = kubernetes::base_context(stack, env);
     let root = format!("{}/{env}", stack.name);
-    let mut files = render_objects(tpl_env, stack, env, &format!("{root}/kubernetes"), &kubernetes::plan(stack), &base)
-        .with_context(|| format!("rendering stack `{}` environment `{env}` for kubernetes", stack.name))?;
+    let mut initdb = crate::stack::model::Map::new();
+    for (name, d) in stack.datastores.iter().filter(|(_, d)| !d.extensions.is_empty()) {
+        initdb.insert(name.clone(), initdb_sql(tpl_env, &base, name, d)?);
+    }
+    let mut files =
+        render_objects(tpl_env, stack, env, &format!("{root}/kubernetes"), &kubernetes::plan(stack, &initdb), &base)
+            .with_context(|| format!("rendering stack `{}` environment `{env}` for kubernetes", stack.name))?;
     files.extend(
         render_objects(tpl_env, stack, env, &format!("{root}/gitops"), &kubernetes::plan_gitops(stack), &base)
             .with_context(|| format!("rendering stack `{}` environment `{env}` delivery objects", stack.name))?,
@@ -107,6 +113,17 @@ pub fn render(tpl_env: &Environment<'static>, stack: &Stack, env: &str) -> Resul
         );
     }
     Ok(files)
+}
+
+/// The init SQL of a datastore (extensions), from `initdb.sql.j2`.
+fn initdb_sql(
+    tpl_env: &Environment<'static>,
+    base: &Value,
+    name: &str,
+    d: &crate::stack::model::Datastore,
+) -> Result<String> {
+    let item = Value::from(minijinja::value::Serde(d));
+    render_template(tpl_env, "initdb.sql.j2", base, &item, name)
 }
 
 /// `compose.yaml`, `.env.example` and the files the services mount.
@@ -130,9 +147,7 @@ fn render_compose(
     for f in &view.configs {
         let content = match f.file.strip_prefix("initdb/").and_then(|n| n.strip_suffix(".sql")) {
             Some(ds) => {
-                let item = Value::from(minijinja::value::Serde(&stack.datastores[ds]));
-                let sql = render_template(tpl_env, "compose/initdb.sql.j2", base, &item, ds)?;
-                format!("-- {}{sql}", head.trim_start_matches("# "))
+                format!("-- {}{}", head.trim_start_matches("# "), initdb_sql(tpl_env, base, ds, &stack.datastores[ds])?)
             }
             None => f.content.clone(),
         };

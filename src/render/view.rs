@@ -98,6 +98,8 @@ pub struct EnvView {
 pub struct KeyRef {
     /// The object's real name.
     pub name: String,
+    /// The key may be absent (a secret key declared `required: false`).
+    pub optional: bool,
     /// The name in the stack.
     pub stack_name: String,
     pub key: String,
@@ -181,6 +183,15 @@ pub struct ServicePortView {
     pub protocol: Protocol,
 }
 
+/// Whether a secret's key is declared required (configs: always).
+pub fn key_required(stack: &Stack, secret: &str, key: &str) -> bool {
+    let Some(s) = stack.secrets.get(secret) else { return true };
+    match &s.external {
+        Some(ext) => ext.data.get(key).is_none_or(|r| r.required),
+        None => s.keys.0.get(key).is_none_or(|k| k.required),
+    }
+}
+
 /// The real name of a secret, config or Service.
 pub fn secret_name(stack: &Stack, key: &str) -> String {
     stack.secrets.get(key).and_then(|s| s.name.clone()).unwrap_or_else(|| key.to_string())
@@ -234,13 +245,14 @@ fn probe(kind: &'static str, p: &Probe, ports: &Map<crate::stack::model::Port>) 
 }
 
 fn container(stack: &Stack, name: &str, c: &crate::stack::model::Container) -> ContainerView {
-    let env = c
-        .env
-        .iter()
+    let env = crate::stack::validate::env_order(&c.env)
+        .into_iter()
+        .map(|k| (k.to_string(), &c.env[k]))
         .map(|(k, v)| match v {
             EnvValue::Literal(s) => EnvView { name: k.clone(), value: Some(s.clone()), secret: None, config: None },
             EnvValue::Ref(r) => {
                 let key_ref = |stack_name: &String, real: String, description: Option<String>| KeyRef {
+                    optional: !key_required(stack, stack_name, &r.key),
                     name: real,
                     stack_name: stack_name.clone(),
                     key: r.key.clone(),

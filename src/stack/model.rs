@@ -593,6 +593,9 @@ pub struct Config {
 pub struct Datastore {
     pub engine: Engine,
     pub version: String,
+    /// How the kubernetes target runs it (default `zalando`).
+    #[serde(default)]
+    pub kubernetes: DatastoreMapping,
     #[serde(default = "one")]
     pub instances: u32,
     pub size: String,
@@ -664,6 +667,17 @@ fn seven() -> u32 {
 
 fn backup_size() -> String {
     "10Gi".to_string()
+}
+
+/// Kubernetes mapping of a PostgreSQL datastore.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatastoreMapping {
+    /// A Zalando postgres-operator `postgresql` cluster.
+    #[default]
+    Zalando,
+    /// A StatefulSet and Service running the official image.
+    Statefulset,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

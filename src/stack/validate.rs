@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::stack::model::{
-    AccessMode, Container, EnvFrom, EnvValue, Map, Mount, Port, Probe, Security, Service, Stack, Target,
+    AccessMode, Container, DatastoreMapping, EnvFrom, EnvValue, Map, Mount, Port, Probe, Security, Service, Stack,
+    Target,
 };
 use crate::stack::resolve::Locator;
 
@@ -296,19 +297,24 @@ impl Checker<'_> {
         if !c.image.is_empty() {
             self.image(&format!("{path}.image"), &c.image);
         }
-        // `$(VAR)` expands a variable of this container; in `env` it must be
-        // defined earlier (Kubernetes expands in order).
+        // `$(VAR)` expands another variable of this container. The
+        // Kubernetes view orders `env` so each is defined before its use;
+        // a cycle cannot be ordered.
         let names: Vec<&str> = c.env.keys().map(String::as_str).collect();
-        let ordered = self.stack.targets.contains(&Target::Kubernetes);
-        for (i, (k, v)) in c.env.iter().enumerate() {
+        for (k, v) in &c.env {
             if let EnvValue::Literal(text) = v {
                 for var in var_refs(text) {
-                    let visible = if ordered { &names[..i] } else { &names[..] };
-                    if !visible.contains(&var) || var == k {
-                        self.err(&format!("{path}.env.{k}"), if ordered { format!("`$({var})` must name a variable defined earlier in this container's `env` (Kubernetes expands in order)") } else { format!("`$({var})` names no other variable of this container's `env`") });
+                    if !names.contains(&var) || var == k {
+                        self.err(
+                            &format!("{path}.env.{k}"),
+                            format!("`$({var})` names no other variable of this container's `env`"),
+                        );
                     }
                 }
             }
+        }
+        if let Some(k) = env_cycle(&c.env) {
+            self.err(&format!("{path}.env.{k}"), format!("`{k}` refers to itself through `$(...)` references"));
         }
         for (field, list) in [("command", &c.command), ("args", &c.args)] {
             for (i, a) in list.iter().enumerate() {
@@ -615,7 +621,15 @@ impl Checker<'_> {
                     self.err(&format!("{path}.extensions[{i}]"), format!("`{e}` is not an extension name"));
                 }
             }
-            if kube && !name.starts_with(&format!("{team}-")) {
+            if kube && d.kubernetes == DatastoreMapping::Statefulset {
+                if d.password.is_none() {
+                    self.err(&path, "a `kubernetes: statefulset` database needs its `password` as `{ secret, key }`");
+                }
+                if d.instances > 1 {
+                    self.err(&format!("{path}.instances"), "a `kubernetes: statefulset` database runs one instance; use `kubernetes: zalando` for replicas");
+                }
+            }
+            if kube && d.kubernetes == DatastoreMapping::Zalando && !name.starts_with(&format!("{team}-")) {
                 self.err(&path, format!("a PostgreSQL cluster name must start with its team: `{team}-`"));
             }
             if d.instances == 0 {
@@ -717,7 +731,7 @@ impl Checker<'_> {
                 }
             }
             for (name, v) in &s.volumes {
-                if v.bind.is_some() {
+                if v.bind.is_some() && mounted(s, name) {
                     self.err(&format!("volumes.{name}.bind"), format!("volume `{name}` is a host bind mount, which the kubernetes target cannot express; drop `kubernetes` from `targets` or use a persistent volume"));
                 }
             }
@@ -758,6 +772,67 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// The first variable on a `$(...)` reference cycle, if any.
+fn env_cycle(env: &Map<EnvValue>) -> Option<String> {
+    fn visit<'a>(k: &'a str, env: &'a Map<EnvValue>, stack: &mut Vec<&'a str>, done: &mut Vec<&'a str>) -> bool {
+        if done.contains(&k) {
+            return false;
+        }
+        if stack.contains(&k) {
+            return true;
+        }
+        stack.push(k);
+        if let Some(EnvValue::Literal(t)) = env.get(k) {
+            for r in var_refs(t) {
+                if r != k && env.contains_key(r) && visit(r, env, stack, done) {
+                    return true;
+                }
+            }
+        }
+        stack.pop();
+        done.push(k);
+        false
+    }
+    let mut done = Vec::new();
+    env.keys().find(|k| visit(k, env, &mut Vec::new(), &mut done)).cloned()
+}
+
+/// `env` names in an order where every `$(VAR)` is defined before its use;
+/// otherwise definition order.
+pub fn env_order(env: &Map<EnvValue>) -> Vec<&str> {
+    fn place<'a>(k: &'a str, env: &'a Map<EnvValue>, out: &mut Vec<&'a str>, seen: &mut Vec<&'a str>) {
+        if seen.contains(&k) {
+            return;
+        }
+        seen.push(k);
+        if let Some(EnvValue::Literal(t)) = env.get(k) {
+            for r in var_refs(t) {
+                if let Some((name, _)) = env.get_key_value(r) {
+                    place(name, env, out, seen);
+                }
+            }
+        }
+        out.push(k);
+    }
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    for k in env.keys() {
+        place(k, env, &mut out, &mut seen);
+    }
+    out
+}
+
+/// Whether any container of any service mounts volume `name`.
+pub fn mounted(stack: &Stack, name: &str) -> bool {
+    stack.services.values().any(|svc| {
+        svc.mounts
+            .iter()
+            .chain(svc.sidecars.values().flat_map(|c| &c.mounts))
+            .chain(svc.init.values().flat_map(|c| &c.mounts))
+            .any(|m| m.volume.as_deref() == Some(name))
+    })
 }
 
 /// `$(NAME)` references in a string (`$$(` escapes).
