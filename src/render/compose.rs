@@ -639,8 +639,17 @@ pub fn build(stack: &Stack) -> ComposeView {
     for (name, d) in &stack.datastores {
         b.datastore(name, d, &mut services);
     }
+    for (name, t) in &stack.tasks {
+        let svc = crate::render::task::as_service(stack, t);
+        b.service(name, &svc, &mut services);
+    }
     for (name, svc) in &stack.services {
         b.service(name, svc, &mut services);
+        for task in crate::render::task::gating(stack, name) {
+            if let Some(s) = services.iter_mut().find(|s| s.name == *name) {
+                s.depends_on.insert(task.to_string(), "service_completed_successfully".into());
+            }
+        }
     }
     let labels = common_labels(stack);
     for s in &mut services {

@@ -97,6 +97,7 @@ pub fn statefulset(stack: &Stack, name: &str, d: &Datastore) -> Option<(Stack, S
         })),
         "security": { "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999 },
         "expose": { "ports": [{ "port": 5432, "target": "postgres" }] },
+        "networks": d.networks,
     }));
     Some((scoped, svc))
 }

@@ -157,6 +157,12 @@ pub fn plan(stack: &Stack, initdb: &Map<String>) -> Vec<Object> {
             objects.push(Object::new("batch/v1", "CronJob", &job, "kubernetes/cronjob.yaml.j2", item));
         }
     }
+    for (key, t) in &stack.tasks {
+        let svc = crate::render::task::as_service(stack, t);
+        let w = view::workload(stack, key, &svc);
+        let item = minijinja::context! { workload => Serde(w), task => Serde(t) };
+        objects.push(Object::new("batch/v1", "Job", key, "kubernetes/job.yaml.j2", item));
+    }
     for (key, route) in &stack.routes {
         let svc = &stack.services[&route.service];
         let backend = view::service(stack, &route.service, svc);
@@ -178,6 +184,7 @@ pub fn plan(stack: &Stack, initdb: &Map<String>) -> Vec<Object> {
             objects.push(Object::new("networking.k8s.io/v1", "Ingress", key, "kubernetes/ingress.yaml.j2", item));
         }
     }
+    network_policies(stack, &mut objects);
     if let Some(net) = &stack.network {
         objects.push(Object::new(
             "networking.k8s.io/v1",
@@ -189,6 +196,57 @@ pub fn plan(stack: &Stack, initdb: &Map<String>) -> Vec<Object> {
     }
     objects.sort_by_key(|o| sort_key(o.api_version, o.kind, &o.name));
     objects
+}
+
+/// Stack networks become NetworkPolicies: members of a network accept
+/// traffic from each other; services behind a route or a LoadBalancer also
+/// from outside, on their exposed ports.
+fn network_policies(stack: &Stack, objects: &mut Vec<Object>) {
+    let own: Vec<&String> = stack.networks.iter().filter(|(_, n)| !n.external).map(|(k, _)| k).collect();
+    if own.is_empty() {
+        return;
+    }
+    for n in own {
+        let label = view::network_label(n);
+        let sel: Map<String> = [(label, "member".to_string())].into_iter().collect();
+        let item = minijinja::context! { selector => Serde(&sel), members => Serde(&sel), from_anywhere => false };
+        let name = format!("{}-network-{n}", stack.name);
+        objects.push(Object::new(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            &name,
+            "kubernetes/networkpolicy-network.yaml.j2",
+            item,
+        ));
+    }
+    for (key, svc) in &stack.services {
+        let routed = stack.routes.values().any(|r| r.service == *key);
+        let Some(sv) = view::service(stack, key, svc) else { continue };
+        let lb = sv.r#type != crate::stack::model::ExposeType::ClusterIP;
+        if !routed && !lb {
+            continue;
+        }
+        let ports: Vec<_> = sv
+            .ports
+            .iter()
+            .map(|p| minijinja::context! { port => p.target_number, protocol => Serde(p.protocol) })
+            .collect();
+        let item = minijinja::context! {
+            selector => Serde(view::selector(stack, key)),
+            members => Value::from(()),
+            from_anywhere => true,
+            external => lb,
+            ports => ports,
+        };
+        let name = format!("{key}-public");
+        objects.push(Object::new(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            &name,
+            "kubernetes/networkpolicy-network.yaml.j2",
+            item,
+        ));
+    }
 }
 
 /// The objects of the `gitops/` directory (delivery to a cluster).

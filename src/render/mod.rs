@@ -8,6 +8,7 @@ pub mod compose;
 pub mod datastore;
 pub mod engine;
 pub mod kubernetes;
+pub mod task;
 pub mod view;
 
 use anyhow::{Context, Result, anyhow};

@@ -40,6 +40,8 @@ pub fn selector(stack: &Stack, workload: &str) -> Map<String> {
 #[derive(Debug, Serialize)]
 pub struct WorkloadView {
     pub name: String,
+    /// Annotations of the workload object itself (e.g. Argo CD sync waves).
+    pub object_annotations: Map<String>,
     pub replicas: u32,
     pub strategy: &'static str,
     pub labels: Map<String>,
@@ -189,6 +191,22 @@ pub fn key_required(stack: &Stack, secret: &str, key: &str) -> bool {
     match &s.external {
         Some(ext) => ext.data.get(key).is_none_or(|r| r.required),
         None => s.keys.0.get(key).is_none_or(|k| k.required),
+    }
+}
+
+/// Label marking a pod as a member of stack network `n`.
+pub fn network_label(n: &str) -> String {
+    format!("network.stackgen.io/{n}")
+}
+
+/// The stack's own (non-external) networks a workload joins: those it
+/// names, else all of them.
+pub fn member_networks(stack: &Stack, named: &[String]) -> Vec<String> {
+    let own = |n: &String| stack.networks.get(n).is_some_and(|d| !d.external);
+    if named.is_empty() {
+        stack.networks.keys().filter(|n| own(n)).cloned().collect()
+    } else {
+        named.iter().filter(|n| own(n)).cloned().collect()
     }
 }
 
@@ -388,7 +406,16 @@ pub fn workload(stack: &Stack, name: &str, svc: &Service) -> WorkloadView {
         annotations.insert("stackgen.io/security-exception".into(), reason.clone());
     }
     let uid = svc.security.run_as_user.unwrap_or(if svc.security.run_as_root { 0 } else { DEFAULT_UID });
+    let mut object_annotations = Map::new();
+    if !crate::render::task::gating(stack, name).is_empty() {
+        // After the tasks it waits for, which run in wave 0.
+        object_annotations.insert("argocd.argoproj.io/sync-wave".into(), "1".into());
+    }
+    for n in member_networks(stack, &svc.networks) {
+        pod_labels.insert(network_label(&n), "member".into());
+    }
     WorkloadView {
+        object_annotations,
         name: name.to_string(),
         replicas: svc.replicas,
         strategy,

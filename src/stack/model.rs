@@ -41,6 +41,12 @@ pub struct Stack {
     pub datastores: Map<Datastore>,
     #[serde(default)]
     pub routes: Map<Route>,
+    /// One-off jobs such as database migrations.
+    #[serde(default)]
+    pub tasks: Map<Task>,
+    /// Checks listed in the generated VERIFY.md besides the generated ones.
+    #[serde(default)]
+    pub verify: Vec<Check>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
     /// Named networks services join (Compose networks).
@@ -197,6 +203,53 @@ pub struct NetworkDef {
 
 fn one() -> u32 {
     1
+}
+
+/// A run-to-completion job, e.g. `alembic upgrade head`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Task {
+    /// Service whose image, environment, mounts, security and dependencies the task reuses.
+    pub from: Option<String>,
+    /// Image (default: that of `from`).
+    pub image: Option<String>,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Variables added to those of `from`.
+    #[serde(default)]
+    pub env: Map<EnvValue>,
+    /// Services that start only once the task has succeeded.
+    #[serde(default)]
+    pub before: Vec<String>,
+    /// Retries before the task counts as failed (Kubernetes).
+    #[serde(default = "six")]
+    pub backoff_limit: u32,
+    /// Seconds a finished Job is kept (Kubernetes).
+    #[serde(default = "hour")]
+    pub ttl_seconds_after_finished: u32,
+}
+
+fn six() -> u32 {
+    6
+}
+
+fn hour() -> u32 {
+    3600
+}
+
+/// A manual check for VERIFY.md.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Check {
+    pub description: String,
+    /// Command to run inside a service's main container (Kubernetes: `kubectl exec`; Compose: `docker compose exec`).
+    pub exec: Option<Vec<String>>,
+    /// The service `exec` runs in.
+    pub service: Option<String>,
+    /// What a passing check shows.
+    pub expect: Option<String>,
 }
 
 /// A sidecar or init container.

@@ -27,6 +27,8 @@ pub fn validate(stack: &Stack, file_stem: &str, loc: &Locator<'_>) -> Vec<Diagno
     v.datastores();
     v.routes();
     v.network();
+    v.tasks();
+    v.verify();
     v.targets();
     v.out
 }
@@ -719,6 +721,61 @@ impl Checker<'_> {
 }
 
 impl Checker<'_> {
+    fn tasks(&mut self) {
+        let s = self.stack;
+        for (name, t) in &s.tasks {
+            let path = format!("tasks.{name}");
+            self.label_name(&path, "task", name);
+            if s.services.contains_key(name) || s.datastores.contains_key(name) {
+                self.err(&path, format!("`{name}` is already a service or datastore name"));
+            }
+            match &t.from {
+                Some(f) => {
+                    let known = s.services.keys().map(String::as_str).collect();
+                    self.reference(&format!("{path}.from"), "service", f, known);
+                }
+                None if t.image.is_none() => self.err(&path, "a task needs `image` or `from` (a service to reuse)"),
+                None => {}
+            }
+            if let Some(img) = &t.image {
+                self.image(&format!("{path}.image"), img);
+            }
+            if t.command.is_empty() && t.args.is_empty() {
+                self.err(&path, "a task needs `command` or `args`");
+            }
+            for (i, b) in t.before.iter().enumerate() {
+                let known = s.services.keys().map(String::as_str).collect();
+                self.reference(&format!("{path}.before[{i}]"), "service", b, known);
+            }
+            for (k, v) in &t.env {
+                if let EnvValue::Ref(r) = v {
+                    if let Some(sec) = &r.secret {
+                        self.secret_key(&format!("{path}.env.{k}"), sec, &r.key);
+                    }
+                }
+            }
+        }
+    }
+
+    fn verify(&mut self) {
+        for (i, c) in self.stack.verify.iter().enumerate() {
+            let path = format!("verify[{i}]");
+            match (&c.exec, &c.service) {
+                (Some(_), Some(svc)) => {
+                    let known = self.stack.services.keys().map(String::as_str).collect();
+                    self.reference(&format!("{path}.service"), "service", svc, known);
+                }
+                (Some(_), None) => self.err(&path, "a check with `exec` names the `service` it runs in"),
+                _ => {}
+            }
+            if let Some(e) = &c.exec {
+                if e.is_empty() {
+                    self.err(&format!("{path}.exec"), "an exec check needs a command");
+                }
+            }
+        }
+    }
+
     /// What each enabled target cannot express is an error, never a silent drop.
     fn targets(&mut self) {
         let s = self.stack;
