@@ -31,6 +31,8 @@ pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>> {
             AutoEscape::Custom("yaml".into())
         } else if name.ends_with(".env.j2") {
             AutoEscape::Custom("dotenv".into())
+        } else if name.ends_with(".md.j2") {
+            AutoEscape::Custom("markdown".into())
         } else if name.ends_with(".sql.j2") {
             AutoEscape::Custom("sql".into())
         } else {
@@ -82,6 +84,11 @@ fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<()
             let text: String =
                 value.to_string().chars().map(|c| if c.is_control() || c == '$' { ' ' } else { c }).collect();
             out.write_str(&text).map_err(Error::from)
+        }
+        // Markdown: one line, and nothing that closes a code fence.
+        AutoEscape::Custom(kind) if kind == "markdown" => {
+            let text: String = value.to_string().chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            out.write_str(&text.replace("```", "'''")).map_err(Error::from)
         }
         // SQL: a double-quoted identifier.
         AutoEscape::Custom(kind) if kind == "sql" => {

@@ -9,6 +9,7 @@ pub mod datastore;
 pub mod engine;
 pub mod kubernetes;
 pub mod task;
+pub mod verify;
 pub mod view;
 
 use anyhow::{Context, Result, anyhow};
@@ -107,6 +108,10 @@ pub fn render(tpl_env: &Environment<'static>, stack: &Stack, env: &str) -> Resul
         render_objects(tpl_env, stack, env, &format!("{root}/gitops"), &kubernetes::plan_gitops(stack), &base)
             .with_context(|| format!("rendering stack `{}` environment `{env}` delivery objects", stack.name))?,
     );
+    let sections = verify::sections(stack);
+    let item = minijinja::context! { sections => minijinja::value::Serde(&sections) };
+    let text = render_template(tpl_env, "VERIFY.md.j2", &base, &item, &stack.name)?;
+    files.push(File { path: format!("{root}/VERIFY.md"), bytes: text.into_bytes() });
     if stack.targets.contains(&crate::stack::model::Target::Compose) {
         files.extend(
             render_compose(tpl_env, stack, env, &format!("{root}/compose"), &base)

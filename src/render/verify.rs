@@ -1,0 +1,231 @@
+//! VERIFY.md: the checks an operator runs after a deploy, generated from
+//! the stack with the namespace, object names and commands filled in —
+//! rollouts and pods, every probe run by hand, logs, one-off jobs, the
+//! Compose services' health, and the stack's own `verify` checks.
+
+use serde::Serialize;
+
+use crate::stack::model::{Stack, Target};
+use crate::stack::validate::main_container;
+
+/// One check: what it shows and the command that shows it.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub description: String,
+    pub command: Option<String>,
+    pub expect: Option<String>,
+}
+
+/// A section of VERIFY.md.
+#[derive(Debug, Serialize)]
+pub struct Section {
+    pub title: String,
+    pub checks: Vec<Check>,
+}
+
+/// Quotes a word for a POSIX shell when it needs it.
+pub fn shell_word(w: &str) -> String {
+    if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c)) {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', r"'\''"))
+    }
+}
+
+fn shell(words: &[String]) -> String {
+    words.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ")
+}
+
+fn words(ws: &[&str]) -> Vec<String> {
+    ws.iter().map(|w| (*w).to_string()).collect()
+}
+
+fn kubernetes(stack: &Stack) -> Section {
+    let ns = &stack.namespace.name;
+    let mut checks = vec![Check {
+        description: "every pod of the stack is Running and Ready".into(),
+        command: Some(shell(&words(&[
+            "kubectl",
+            "get",
+            "pods",
+            "-n",
+            ns,
+            "-l",
+            &format!("app.kubernetes.io/part-of={}", stack.name),
+        ]))),
+        expect: None,
+    }];
+    for (name, t) in &stack.tasks {
+        let _ = t;
+        checks.push(Check {
+            description: format!("task `{name}` completed"),
+            command: Some(shell(&words(&[
+                "kubectl",
+                "wait",
+                "-n",
+                ns,
+                "--for=condition=complete",
+                &format!("job/{name}"),
+                "--timeout=300s",
+            ]))),
+            expect: None,
+        });
+    }
+    for (name, svc) in &stack.services {
+        checks.push(Check {
+            description: format!("`{name}` has {} of {} replicas Ready", svc.replicas, svc.replicas),
+            command: Some(shell(&words(&["kubectl", "rollout", "status", "-n", ns, &format!("deployment/{name}")]))),
+            expect: Some(format!("deployment \"{name}\" successfully rolled out")),
+        });
+        let main = main_container(name, svc);
+        let main_name = crate::stack::validate::main_name(name, svc);
+        for (cname, c) in std::iter::once((&main_name, &main)).chain(svc.sidecars.iter()) {
+            let target = format!("deployment/{name}");
+            let exec = |cmd: Vec<String>| {
+                let mut w = words(&["kubectl", "exec", "-n", ns, &target, "-c", cname, "--"]);
+                w.extend(cmd);
+                shell(&w)
+            };
+            let probe = c.probes.readiness.as_ref().or(c.probes.liveness.as_ref());
+            let Some(p) = probe else { continue };
+            if let Some(h) = &p.http {
+                let port = c.ports.get(&h.port).map_or(80, |p| p.port);
+                checks.push(Check {
+                    description: format!("`{cname}` in `{name}` answers HTTP"),
+                    command: Some(exec(words(&["curl", "-I", &format!("http://127.0.0.1:{port}{}", h.path)]))),
+                    expect: Some("an HTTP status line (2xx or 3xx)".into()),
+                });
+            } else if let Some(cmd) = &p.exec {
+                checks.push(Check {
+                    description: format!("`{cname}` in `{name}` passes its health command"),
+                    command: Some(exec(cmd.clone())),
+                    expect: Some("exit status 0".into()),
+                });
+            } else if let Some(t) = &p.tcp {
+                let port = c.ports.get(t).map_or(0, |p| p.port);
+                checks.push(Check {
+                    description: format!("`{cname}` in `{name}` listens on port {port} (`{t}`)"),
+                    command: Some(shell(&words(&["kubectl", "get", "endpoints", "-n", ns]))),
+                    expect: Some(format!("the pods of `{name}` listed as ready endpoints")),
+                });
+            }
+        }
+        checks.push(Check {
+            description: format!("`{name}` logs show no errors"),
+            command: Some(shell(&words(&[
+                "kubectl",
+                "logs",
+                "-n",
+                ns,
+                "-l",
+                &format!("app.kubernetes.io/name={name}"),
+                "--all-containers",
+                "--tail=50",
+            ]))),
+            expect: None,
+        });
+    }
+    for (name, d) in &stack.datastores {
+        if let Some(b) = &d.backup {
+            let job = b.name.clone().unwrap_or_else(|| format!("{name}-backup"));
+            checks.push(Check {
+                description: format!("backups of `{name}` run on schedule `{}`", b.schedule),
+                command: Some(shell(&words(&["kubectl", "get", "cronjob", "-n", ns, &job]))),
+                expect: None,
+            });
+        }
+    }
+    for c in &stack.verify {
+        let command = match (&c.exec, &c.service) {
+            (Some(cmd), Some(svc)) => {
+                let cname =
+                    stack.services.get(svc).map(|s| crate::stack::validate::main_name(svc, s)).unwrap_or_default();
+                let mut w = words(&["kubectl", "exec", "-n", ns, &format!("deployment/{svc}"), "-c", &cname, "--"]);
+                w.extend(cmd.clone());
+                Some(shell(&w))
+            }
+            _ => None,
+        };
+        checks.push(Check { description: c.description.clone(), command, expect: c.expect.clone() });
+    }
+    Section { title: "Kubernetes".into(), checks }
+}
+
+fn compose(stack: &Stack) -> Section {
+    let base = words(&["docker", "compose", "-f", "compose.yaml"]);
+    let with = |extra: &[&str]| {
+        let mut w = base.clone();
+        w.extend(words(extra));
+        shell(&w)
+    };
+    let mut checks = vec![Check {
+        description: "every service is running (and healthy where it has a healthcheck)".into(),
+        command: Some(with(&["ps"])),
+        expect: None,
+    }];
+    for name in stack.datastores.keys() {
+        checks.push(Check {
+            description: format!("`{name}` is healthy"),
+            command: Some(with(&["ps", name, "--format", "{{.Name}} {{.Health}}"])),
+            expect: Some("healthy".into()),
+        });
+    }
+    for (name, svc) in &stack.services {
+        if svc.probes.readiness.is_some() || svc.probes.liveness.is_some() {
+            checks.push(Check {
+                description: format!("`{name}` is healthy"),
+                command: Some(with(&["ps", name, "--format", "{{.Name}} {{.Health}}"])),
+                expect: Some("healthy".into()),
+            });
+        }
+    }
+    for name in stack.tasks.keys() {
+        checks.push(Check {
+            description: format!("task `{name}` exited successfully"),
+            command: Some(with(&["ps", "-a", name, "--format", "{{.Name}} {{.State}} {{.Status}}"])),
+            expect: Some("exited (0)".into()),
+        });
+    }
+    checks.push(Check {
+        description: "logs show no errors".into(),
+        command: Some(with(&["logs", "--tail=50"])),
+        expect: None,
+    });
+    for c in &stack.verify {
+        let command = match (&c.exec, &c.service) {
+            (Some(cmd), Some(svc)) => {
+                let mut w = base.clone();
+                w.extend(words(&["exec", svc]));
+                w.extend(cmd.clone());
+                Some(shell(&w))
+            }
+            _ => None,
+        };
+        checks.push(Check { description: c.description.clone(), command, expect: c.expect.clone() });
+    }
+    Section { title: "Compose (run in the compose/ directory)".into(), checks }
+}
+
+/// The sections of VERIFY.md for the targets the stack renders.
+pub fn sections(stack: &Stack) -> Vec<Section> {
+    let mut out = Vec::new();
+    if stack.targets.contains(&Target::Kubernetes) {
+        out.push(kubernetes(stack));
+    }
+    if stack.targets.contains(&Target::Compose) {
+        out.push(compose(stack));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_shell_words() {
+        assert_eq!(shell_word("horizon:status"), "horizon:status");
+        assert_eq!(shell_word("{{.Name}}"), "'{{.Name}}'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+    }
+}
