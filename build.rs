@@ -1,4 +1,4 @@
-//! Embeds `stacks/*.yaml` and `templates/**` into the binary, so a fresh
+//! Embeds `stacks/*.yaml`, `templates/**` and `schemas/**/*.json` into the binary, so a fresh
 //! machine can render without any files. The list is generated (sorted by
 //! path) instead of written by hand, so adding a stack or a template needs no
 //! code change.
@@ -38,8 +38,10 @@ fn table(name: &str, dir: &str, keep: impl Fn(&str) -> bool) -> String {
 fn main() {
     println!("cargo:rerun-if-changed=stacks");
     println!("cargo:rerun-if-changed=templates");
+    println!("cargo:rerun-if-changed=schemas");
     let mut code = table("STACKS", "stacks", |rel| rel.ends_with(".yaml") && !rel.contains('/'));
     code.push_str(&table("TEMPLATES", "templates", |rel| rel.ends_with(".j2")));
+    code.push_str(&table("SCHEMAS", "schemas", |rel| rel.ends_with(".json")));
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("embedded.rs");
     std::fs::write(out, code).expect("write embedded.rs");
 }

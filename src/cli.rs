@@ -63,6 +63,9 @@ pub struct Sources {
     /// Directory of templates overriding the built-in ones file by file
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+    /// Kubernetes version whose API schema the output is checked against
+    #[arg(long, value_name = "VERSION", default_value = "1.32", value_parser = ["1.30", "1.32"])]
+    pub kube_version: String,
 }
 
 /// Which stacks and environments.

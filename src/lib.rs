@@ -13,6 +13,7 @@ pub mod output;
 pub mod pipeline;
 pub mod render;
 pub mod stack;
+pub mod validate;
 pub mod yaml;
 
 mod embedded {

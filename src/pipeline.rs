@@ -115,6 +115,8 @@ fn load(sources: &Sources, sel: &Selection, require_selection: bool) -> Result<V
 /// per-stack file lists. Nothing touches the disk.
 fn build(docs: &[Document], sel: &Selection, sources: &Sources) -> Result<(Plan, Vec<Diagnostic>), Failure> {
     let tpl_env = render::engine::environment(sources.templates.as_deref())?;
+    let validator = crate::validate::Validator::new(&sources.kube_version)?;
+    let mut problems = Vec::new();
     let mut plan = Plan::default();
     let mut diags = Vec::new();
     for doc in docs {
@@ -153,6 +155,7 @@ fn build(docs: &[Document], sel: &Selection, sources: &Sources) -> Result<(Plan,
                 continue;
             }
             let files = render::render(&tpl_env, &resolved.stack, &env)?;
+            problems.extend(validator.check(&files));
             plan.env_dirs.insert(format!("{}/{env}", doc.name));
             for f in files {
                 plan.files.insert(f.path, f.bytes);
@@ -162,6 +165,15 @@ fn build(docs: &[Document], sel: &Selection, sources: &Sources) -> Result<(Plan,
     normalize(&mut diags);
     if has_errors(&diags) {
         return Err(Failure::Invalid(diags));
+    }
+    if !problems.is_empty() {
+        print_diagnostics(&diags);
+        let n = problems.len();
+        return Err(Failure::Other(anyhow::anyhow!(
+            "the rendered output is invalid ({n} problem{}); nothing was written. A template override or a stackgen bug produced it:\n  {}",
+            if n == 1 { "" } else { "s" },
+            problems.join("\n  ")
+        )));
     }
     plan.seal();
     Ok((plan, diags))

@@ -721,6 +721,42 @@ impl Checker<'_> {
 }
 
 impl Checker<'_> {
+    /// The stack's NetworkPolicy must let its own dependencies through.
+    fn network_lints(&mut self, net: &crate::stack::model::Network) {
+        let s = self.stack;
+        let allows = |port: i64| {
+            net.egress.iter().any(|r| {
+                let any_peer = r.cidr.is_some() || r.namespaces.as_ref().is_none_or(|n| n.is_empty());
+                any_peer && (r.ports.is_empty() || r.ports.iter().any(|p| p.port == port))
+            })
+        };
+        if !allows(53) {
+            self.warn("network.egress", "the NetworkPolicy allows no DNS (port 53) egress: name resolution will fail");
+        }
+        for (name, svc) in &s.services {
+            for (i, dep) in svc.depends_on.iter().enumerate() {
+                let path = format!("services.{name}.dependsOn[{i}]");
+                if let Some(d) = s.datastores.get(dep) {
+                    // Operator pods carry the operator's labels, not the
+                    // stack's: only an egress rule reaches them.
+                    let labelled = d.kubernetes == DatastoreMapping::Statefulset && net.allow_within_stack;
+                    let port = 5432;
+                    if !labelled && !allows(port) {
+                        self.err(&path, format!("`{name}` depends on `{dep}`, but the NetworkPolicy blocks egress to port {port}; add an egress rule for it"));
+                    }
+                } else if let Some(target) = s.services.get(dep) {
+                    if !net.allow_within_stack {
+                        for p in target.ports.values() {
+                            if !allows(p.port) {
+                                self.err(&path, format!("`{name}` depends on `{dep}`, but the NetworkPolicy blocks egress to port {} (allowWithinStack is false)", p.port));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn tasks(&mut self) {
         let s = self.stack;
         for (name, t) in &s.tasks {

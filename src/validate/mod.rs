@@ -1,0 +1,181 @@
+//! Validation of the rendered output before anything is written: every
+//! Kubernetes document against the embedded Kubernetes schema (selectable
+//! version) or its CRD schema, every compose file against the Compose
+//! Specification, and lints no schema can express (a Service that selects
+//! no workload). Unknown fields are errors. See `schemas/README.md` for the
+//! sources and licences of the embedded schemas.
+
+pub mod jsonschema;
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+
+use crate::render::File;
+use jsonschema::Schema;
+
+/// Kubernetes versions whose schemas are embedded.
+pub const KUBE_VERSIONS: &[&str] = &["1.30", "1.32"];
+/// The default Kubernetes version.
+pub const DEFAULT_KUBE_VERSION: &str = "1.32";
+
+/// The embedded schemas, parsed once.
+pub struct Validator {
+    kube: Value,
+    version: String,
+    crds: BTreeMap<String, Value>,
+    compose: Value,
+}
+
+fn embedded(path: &str) -> Option<&'static str> {
+    crate::embedded::SCHEMAS.iter().find(|(p, _)| *p == path).map(|(_, t)| *t)
+}
+
+impl Validator {
+    /// Loads the schemas for Kubernetes `version` (e.g. `1.32`).
+    pub fn new(version: &str) -> Result<Validator> {
+        let file = format!("kubernetes/v{version}.json");
+        let Some(text) = embedded(&file) else {
+            bail!("no schema for Kubernetes {version}; available: {}", KUBE_VERSIONS.join(", "));
+        };
+        let kube: Value = serde_json::from_str(text).context("embedded Kubernetes schema")?;
+        let mut crds = BTreeMap::new();
+        for (path, text) in crate::embedded::SCHEMAS.iter().filter(|(p, _)| p.starts_with("crds/")) {
+            let mut v: Value = serde_json::from_str(text).with_context(|| format!("embedded schema {path}"))?;
+            // CRD schemas leave the root open; an unknown top-level field is
+            // still an error for the API server.
+            if let Some(o) = v.as_object_mut() {
+                o.entry("additionalProperties").or_insert(Value::Bool(false));
+                // Every object has these, whether the CRD lists them or not
+                // (metadata is checked as ObjectMeta separately).
+                if let Some(props) = o.entry("properties").or_insert(serde_json::json!({})).as_object_mut() {
+                    for k in ["apiVersion", "kind"] {
+                        props.entry(k).or_insert(serde_json::json!({ "type": "string" }));
+                    }
+                    props.entry("metadata").or_insert(serde_json::json!({ "type": "object" }));
+                }
+            }
+            crds.insert((*path).to_string(), v);
+        }
+        let compose = serde_json::from_str(embedded("compose-spec.json").context("embedded compose schema")?)?;
+        Ok(Validator { kube, version: version.to_string(), crds, compose })
+    }
+
+    /// Checks every rendered YAML file; returns one message per problem.
+    pub fn check(&self, files: &[File]) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut docs: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
+        for f in files {
+            let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+            let is_kube = dir.ends_with("/kubernetes") || dir.ends_with("/gitops");
+            let is_compose = f.path.ends_with("/compose/compose.yaml");
+            if !(is_kube || is_compose) || !f.path.ends_with(".yaml") {
+                continue;
+            }
+            let value: Value = match serde_yaml::from_slice::<serde_yaml::Value>(&f.bytes)
+                .map_err(|e| anyhow!("{e}"))
+                .and_then(|y| serde_json::to_value(y).map_err(|e| anyhow!("{e}")))
+            {
+                Ok(v) => v,
+                Err(e) => {
+                    problems.push(format!("{}: not valid YAML: {e}", f.path));
+                    continue;
+                }
+            };
+            if is_compose {
+                for v in Schema::new(&self.compose).check(&value) {
+                    problems.push(format!(
+                        "{}: `{}`: {} [Compose Specification]",
+                        f.path,
+                        path_or_root(&v.path),
+                        v.rule
+                    ));
+                }
+                continue;
+            }
+            if f.path.ends_with("/kustomization.yaml") {
+                continue;
+            }
+            problems.extend(self.check_object(&f.path, &value));
+            docs.entry(dir).or_default().push((f.path.clone(), value));
+        }
+        for (dir, objs) in &docs {
+            problems.extend(lint_selectors(dir, objs));
+        }
+        problems
+    }
+
+    fn check_object(&self, file: &str, value: &Value) -> Vec<String> {
+        let api = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let what = format!("{kind} `{name}`");
+        let key = format!("{api}/{kind}");
+        let mut out = Vec::new();
+        let mut report = |v: jsonschema::Violation, rule_src: &str| {
+            out.push(format!("{file}: {what}: `{}`: {} [{rule_src}]", path_or_root(&v.path), v.rule));
+        };
+        if let Some(root) = self.kube.get("kinds").and_then(|k| k.get(&key)) {
+            let schema = Schema::new(&self.kube);
+            for v in schema.check_at(root, value) {
+                report(v, &format!("Kubernetes {} {key}", self.version));
+            }
+            return out;
+        }
+        let (group, version) = api.rsplit_once('/').unwrap_or(("", api));
+        let crd = format!("crds/{group}/{}_{version}.json", kind.to_ascii_lowercase());
+        let Some(schema_doc) = self.crds.get(&crd) else {
+            out.push(format!("{file}: {what}: no schema for {api} {kind}; stackgen cannot check it"));
+            return out;
+        };
+        for v in Schema::new(schema_doc).check(value) {
+            report(v, &format!("CRD {group} {version} {kind}"));
+        }
+        // CRD schemas do not describe metadata; check it as ObjectMeta.
+        if let (Some(meta), Some(def)) =
+            (value.get("metadata"), self.kube.pointer("/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"))
+        {
+            for mut v in Schema::new(&self.kube).check_at(def, meta) {
+                v.path = format!(".metadata{}", v.path);
+                report(v, &format!("Kubernetes {} ObjectMeta", self.version));
+            }
+        }
+        out
+    }
+}
+
+fn path_or_root(p: &str) -> &str {
+    if p.is_empty() { "." } else { p }
+}
+
+/// A Service must select the pods of some workload in the same directory.
+fn lint_selectors(dir: &str, objs: &[(String, Value)]) -> Vec<String> {
+    let pod_labels: Vec<&serde_json::Map<String, Value>> = objs
+        .iter()
+        .filter_map(|(_, v)| {
+            let kind = v.get("kind").and_then(Value::as_str)?;
+            let ptr = match kind {
+                "Deployment" | "StatefulSet" | "Job" => "/spec/template/metadata/labels",
+                "CronJob" => "/spec/jobTemplate/spec/template/metadata/labels",
+                _ => return None,
+            };
+            v.pointer(ptr).and_then(Value::as_object)
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (file, v) in objs {
+        if v.get("kind").and_then(Value::as_str) != Some("Service") {
+            continue;
+        }
+        let Some(sel) = v.pointer("/spec/selector").and_then(Value::as_object) else { continue };
+        let matched = pod_labels.iter().any(|labels| sel.iter().all(|(k, val)| labels.get(k) == Some(val)));
+        if !matched {
+            let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            out.push(format!(
+                "{file}: Service `{name}`: its selector matches no workload in `{dir}` [lint: service-selector]"
+            ));
+        }
+    }
+    out
+}
