@@ -701,6 +701,9 @@ impl Checker<'_> {
         let Some(net) = &self.stack.network else {
             return;
         };
+        if self.stack.targets.contains(&Target::Kubernetes) {
+            self.network_lints(net);
+        }
         for (dir, rules) in [("ingress", &net.ingress), ("egress", &net.egress)] {
             for (i, r) in rules.iter().enumerate() {
                 let path = format!("network.{dir}[{i}]");
