@@ -32,6 +32,42 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show how a fresh render differs from the tree on disk (exit 1 when it does).
     Diff(DiffArgs),
+    /// Print the JSON Schema of the stack format.
+    Schema,
+    /// Write a commented starter stack that renders as is.
+    New(NewArgs),
+    /// Print shell completions.
+    Completions {
+        /// Shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// List or export the built-in templates.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  stackgen new shop\n  stackgen new shop --stacks deploy/stacks")]
+pub struct NewArgs {
+    /// Stack name (a DNS-1123 label); the file is `<DIR>/<NAME>.yaml`
+    pub name: String,
+    /// Directory to write the stack file into
+    #[arg(long = "stacks", value_name = "DIR", default_value = "stacks")]
+    pub stacks: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// List the built-in templates.
+    List,
+    /// Write the built-in templates into DIR, to edit and pass with --templates.
+    Export {
+        /// Directory to write into
+        dir: PathBuf,
+        /// Overwrite files that already exist
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Args)]

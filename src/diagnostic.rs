@@ -90,6 +90,32 @@ pub fn has_errors(diags: &[Diagnostic]) -> bool {
     diags.iter().any(|d| d.severity == Severity::Error)
 }
 
+impl Diagnostic {
+    /// The diagnostic as text; with `color`, ANSI colours like rustc's.
+    pub fn render(&self, color: bool) -> String {
+        let plain = self.to_string();
+        if !color {
+            return plain;
+        }
+        let (label, code) = match self.severity {
+            Severity::Error => ("error:", "1;31"),
+            Severity::Warning => ("warning:", "1;33"),
+        };
+        let mut out = String::new();
+        for (i, line) in plain.lines().enumerate() {
+            if i == 0 {
+                out.push_str(&line.replacen(label, &format!("\x1b[{code}m{label}\x1b[0m"), 1));
+            } else if line.trim_start().starts_with("-->") || line.trim_end().ends_with('|') || line.contains(" | ") {
+                out.push_str(&format!("\x1b[34m{line}\x1b[0m"));
+            } else {
+                out.push_str(line);
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let label = match self.severity {

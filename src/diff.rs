@@ -26,7 +26,7 @@ fn old_text(root: &Path, rel: &str) -> String {
     }
 }
 
-fn entries<'a>(ch: &'a Changes) -> impl Iterator<Item = (&'a String, &'static str)> {
+fn entries(ch: &Changes) -> impl Iterator<Item = (&String, &'static str)> {
     let mut all: Vec<(&String, &'static str)> = ch
         .added
         .iter()

@@ -12,6 +12,7 @@ pub mod diff;
 pub mod output;
 pub mod pipeline;
 pub mod render;
+pub mod schema;
 pub mod stack;
 pub mod validate;
 pub mod yaml;

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cli::{Cli, Command, DiffArgs, Format, ListArgs, RenderArgs, Selection, Sources, ValidateArgs};
+use crate::cli::{
+    Cli, Command, DiffArgs, Format, ListArgs, NewArgs, RenderArgs, Selection, Sources, TemplatesCommand, ValidateArgs,
+};
 use crate::diagnostic::{Diagnostic, Severity, did_you_mean, has_errors, normalize};
 use crate::output::{self, Changes, Disk, Plan};
 use crate::render;
@@ -36,27 +38,113 @@ pub fn run(cli: Cli) -> u8 {
         Command::List(a) => list_cmd(&a).map(|()| 0),
         Command::Validate(a) => validate_cmd(&a).map(|()| 0),
         Command::Diff(a) => diff_cmd(&a),
+        Command::Schema => {
+            print!("{}", crate::schema::stack_file_schema_text());
+            Ok(0)
+        }
+        Command::New(a) => new_cmd(&a).map(|()| 0),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "stackgen", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Templates(TemplatesCommand::List) => {
+            for (name, _) in crate::embedded::TEMPLATES {
+                println!("{name}");
+            }
+            Ok(0)
+        }
+        Command::Templates(TemplatesCommand::Export { dir, force }) => export_templates(&dir, force).map(|()| 0),
     };
     match result {
         Ok(code) => code,
         Err(Failure::Invalid(diags)) => {
             print_diagnostics(&diags);
             let n = diags.iter().filter(|d| d.severity == Severity::Error).count();
-            eprintln!("error: {n} problem{} found; nothing was written", if n == 1 { "" } else { "s" });
+            eprintln!("{} {n} problem{} found; nothing was written", error_label(), if n == 1 { "" } else { "s" });
             2
         }
         Err(Failure::Other(e)) => {
-            eprintln!("error: {e:#}");
+            eprintln!("{} {e:#}", error_label());
             2
         }
     }
 }
 
+fn error_label() -> &'static str {
+    if stderr_color() { "\x1b[1;31merror:\x1b[0m" } else { "error:" }
+}
+
+/// Whether stderr gets colour: a terminal, and `NO_COLOR` unset or empty.
+fn stderr_color() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn print_diagnostics(diags: &[Diagnostic]) {
+    let color = stderr_color();
     let mut err = std::io::stderr().lock();
     for d in diags {
-        let _ = writeln!(err, "{d}");
+        let _ = writeln!(err, "{}", d.render(color));
     }
+}
+
+fn new_cmd(a: &NewArgs) -> Result<(), Failure> {
+    if !crate::stack::validate::is_dns_label(&a.name) {
+        return Err(Failure::Other(anyhow::anyhow!(
+            "`{}` is not a valid stack name: use lowercase letters, digits and `-` (a DNS-1123 label)",
+            a.name
+        )));
+    }
+    let path = a.stacks.join(format!("{}.yaml", a.name));
+    if std::fs::symlink_metadata(&path).is_ok() {
+        return Err(Failure::Other(anyhow::anyhow!("`{}` already exists; not overwriting it", path.display())));
+    }
+    let tpl_env = render::engine::environment(None)?;
+    let text = tpl_env
+        .get_template("starter/stack.yaml.j2")
+        .and_then(|t| t.render(minijinja::context! { name => &a.name }))
+        .map_err(|e| anyhow::anyhow!("starter template: {e:#}"))?;
+    std::fs::create_dir_all(&a.stacks).with_context(|| format!("cannot create `{}`", a.stacks.display()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("cannot create `{}`", path.display()))?;
+    f.write_all(text.as_bytes()).with_context(|| format!("cannot write `{}`", path.display()))?;
+    // The starter's `$schema` line points here, for editor completion.
+    let schema = a.stacks.join("stack.schema.json");
+    if std::fs::symlink_metadata(&schema).is_err() {
+        std::fs::write(&schema, crate::schema::stack_file_schema_text())
+            .with_context(|| format!("cannot write `{}`", schema.display()))?;
+    }
+    println!("wrote {}; render it with `stackgen render {} --stacks {}`", path.display(), a.name, a.stacks.display());
+    Ok(())
+}
+
+fn export_templates(dir: &Path, force: bool) -> Result<(), Failure> {
+    let mut existing = Vec::new();
+    for (name, _) in crate::embedded::TEMPLATES {
+        let path = dir.join(name);
+        if path.exists() && !force {
+            existing.push(path.display().to_string());
+        }
+    }
+    if !existing.is_empty() {
+        return Err(Failure::Other(anyhow::anyhow!(
+            "not overwriting existing files (pass --force): {}",
+            existing.join(", ")
+        )));
+    }
+    for (name, text) in crate::embedded::TEMPLATES {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    println!("wrote {} templates to {}", crate::embedded::TEMPLATES.len(), dir.display());
+    Ok(())
 }
 
 /// Loads the selected stack files (all when none are named).

@@ -178,21 +178,21 @@ impl Builder<'_> {
                 rest = r;
                 continue;
             }
-            if let Some(inner) = after.strip_prefix("$(") {
-                if let Some(end) = inner.find(')') {
-                    let var = &inner[..end];
-                    if let Some(v) = env.get(var).filter(|_| depth < 8) {
-                        let resolved = match v {
-                            EnvValue::Literal(l) => self.text(l, env, depth + 1),
-                            EnvValue::Ref(r) => match &r.secret {
-                                Some(sec) => self.secret_ref(sec, &r.key),
-                                None => literal(&format!("$({var})")),
-                            },
-                        };
-                        out.push_str(&resolved);
-                        rest = &inner[end + 1..];
-                        continue;
-                    }
+            if let Some(inner) = after.strip_prefix("$(")
+                && let Some(end) = inner.find(')')
+            {
+                let var = &inner[..end];
+                if let Some(v) = env.get(var).filter(|_| depth < 8) {
+                    let resolved = match v {
+                        EnvValue::Literal(l) => self.text(l, env, depth + 1),
+                        EnvValue::Ref(r) => match &r.secret {
+                            Some(sec) => self.secret_ref(sec, &r.key),
+                            None => literal(&format!("$({var})")),
+                        },
+                    };
+                    out.push_str(&resolved);
+                    rest = &inner[end + 1..];
+                    continue;
                 }
             }
             out.push_str("$$");
@@ -498,10 +498,10 @@ impl Builder<'_> {
                 if np.letsencrypt {
                     s.environment.insert("LETSENCRYPT_HOST".into(), literal(&r.host));
                 }
-                if let Some(n) = &np.network {
-                    if !s.networks.contains(n) {
-                        s.networks.push(n.clone());
-                    }
+                if let Some(n) = &np.network
+                    && !s.networks.contains(n)
+                {
+                    s.networks.push(n.clone());
                 }
             }
         }

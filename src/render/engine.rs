@@ -45,10 +45,10 @@ pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>> {
     env.add_filter("yaml_lines", yaml_lines);
 
     let dir: Option<Arc<PathBuf>> = overrides.map(|p| Arc::new(p.to_path_buf()));
-    if let Some(d) = &dir {
-        if !d.is_dir() {
-            bail!("template directory `{}` does not exist", d.display());
-        }
+    if let Some(d) = &dir
+        && !d.is_dir()
+    {
+        bail!("template directory `{}` does not exist", d.display());
     }
     env.set_loader(move |name| {
         if let Some(d) = &dir {

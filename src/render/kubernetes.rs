@@ -30,9 +30,13 @@ impl Object {
         Object { api_version, kind, name: name.to_string(), template, item }
     }
 
-    /// File name inside the target directory: `<kind>-<name>.yaml`.
+    /// File name inside the target directory: `<kind>-<name>.yaml`. Names
+    /// are validated DNS names; anything else is refused here too, so no
+    /// name can ever form a path.
     pub fn file_name(&self) -> String {
-        format!("{}-{}.yaml", self.kind.to_ascii_lowercase(), self.name)
+        let safe = crate::stack::validate::is_dns_subdomain(&self.name);
+        let name = if safe { self.name.clone() } else { self.name.replace(|c: char| !c.is_ascii_alphanumeric(), "-") };
+        format!("{}-{name}.yaml", self.kind.to_ascii_lowercase())
     }
 }
 
@@ -318,7 +322,7 @@ mod tests {
 
     #[test]
     fn kustomize_order() {
-        let mut kinds = vec![
+        let mut kinds = [
             ("networking.k8s.io/v1", "NetworkPolicy"),
             ("apps/v1", "Deployment"),
             ("v1", "Service"),

@@ -6,15 +6,17 @@
 //! `validate` then checks what types cannot (references, names, ranges).
 
 use indexmap::IndexMap;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// A map that keeps definition order.
 pub type Map<V> = IndexMap<String, V>;
 
 /// One app: its services and everything around them, for one environment.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Stack {
     /// Stack name; must match the file name. A DNS-1123 label.
@@ -61,7 +63,7 @@ fn default_targets() -> Vec<Target> {
 }
 
 /// An output target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
     Kubernetes,
@@ -77,7 +79,7 @@ impl Target {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Namespace {
     pub name: String,
@@ -96,7 +98,7 @@ fn yes() -> bool {
 
 /// A long-running workload: one main container, optional sidecars and init
 /// containers, replicas, and how it is exposed.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Service {
     pub image: Option<String>,
@@ -153,7 +155,7 @@ pub struct Service {
 }
 
 /// How to build a service's image.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Build {
     #[serde(default = "dot")]
@@ -166,7 +168,7 @@ fn dot() -> String {
     ".".to_string()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Restart {
     No,
@@ -175,7 +177,7 @@ pub enum Restart {
     OnFailure,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Metrics {
     /// Name of the container port serving metrics.
@@ -189,7 +191,7 @@ fn metrics_path() -> String {
 }
 
 /// A named network.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NetworkDef {
     pub description: Option<String>,
@@ -206,7 +208,7 @@ fn one() -> u32 {
 }
 
 /// A run-to-completion job, e.g. `alembic upgrade head`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Task {
     /// Service whose image, environment, mounts, security and dependencies the task reuses.
@@ -240,7 +242,7 @@ fn hour() -> u32 {
 }
 
 /// A manual check for VERIFY.md.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Check {
     pub description: String,
@@ -253,7 +255,7 @@ pub struct Check {
 }
 
 /// A sidecar or init container.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Container {
     pub image: String,
@@ -288,7 +290,7 @@ pub struct Port {
     pub publish: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub enum Protocol {
     #[default]
     #[serde(rename = "TCP", alias = "tcp")]
@@ -297,7 +299,8 @@ pub enum Protocol {
     Udp,
 }
 
-#[derive(Deserialize)]
+/// A port written as a map.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PortFull {
     port: i64,
@@ -329,6 +332,41 @@ impl<'de> Deserialize<'de> for Port {
     }
 }
 
+impl JsonSchema for Port {
+    fn schema_name() -> Cow<'static, str> {
+        "Port".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "anyOf": [{ "type": "integer" }, g.subschema_for::<PortFull>()] })
+    }
+}
+
+impl JsonSchema for EnvValue {
+    fn schema_name() -> Cow<'static, str> {
+        "EnvValue".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A literal (string, integer or boolean), or a key of a declared secret or config.",
+            "anyOf": [{ "type": "string" }, { "type": "integer" }, { "type": "boolean" }, g.subschema_for::<EnvRef>()]
+        })
+    }
+}
+
+impl JsonSchema for Keys {
+    fn schema_name() -> Cow<'static, str> {
+        "Keys".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                { "type": "array", "items": { "type": "string" } },
+                { "type": "object", "additionalProperties": { "anyOf": [g.subschema_for::<KeySpec>(), { "type": "null" }] } }
+            ]
+        })
+    }
+}
+
 /// An environment variable: a literal, or a key of a declared secret or config.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
@@ -338,7 +376,7 @@ pub enum EnvValue {
 }
 
 /// `{ secret: NAME, key: KEY }` or `{ config: NAME, key: KEY }`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EnvRef {
     pub secret: Option<String>,
@@ -378,7 +416,7 @@ impl<'de> Deserialize<'de> for EnvValue {
 }
 
 /// Import every key of a secret or config as environment variables.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EnvFrom {
     pub secret: Option<String>,
@@ -386,7 +424,7 @@ pub struct EnvFrom {
 }
 
 /// A mount of a volume, config or secret at `path`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Mount {
     pub volume: Option<String>,
@@ -398,7 +436,7 @@ pub struct Mount {
     pub read_only: bool,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Probes {
     pub liveness: Option<Probe>,
@@ -407,7 +445,7 @@ pub struct Probes {
 }
 
 /// A health check: exactly one of `http`, `tcp`, `exec`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Probe {
     pub http: Option<HttpCheck>,
@@ -420,7 +458,7 @@ pub struct Probe {
     pub failure_threshold: Option<u32>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpCheck {
     #[serde(default = "root_path")]
@@ -433,7 +471,7 @@ fn root_path() -> String {
     "/".to_string()
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Resources {
     #[serde(default)]
@@ -442,7 +480,7 @@ pub struct Resources {
     pub limits: Quantities,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Quantities {
     pub cpu: Option<String>,
@@ -450,7 +488,7 @@ pub struct Quantities {
 }
 
 /// Security settings. Defaults are the restrictive ones.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Security {
     pub run_as_user: Option<i64>,
@@ -470,7 +508,7 @@ pub struct Security {
 }
 
 /// How a service is reachable inside the cluster.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Expose {
     /// Service name (default: the service name).
@@ -481,7 +519,7 @@ pub struct Expose {
     pub ports: Vec<ExposedPort>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub enum ExposeType {
     #[default]
     ClusterIP,
@@ -489,7 +527,7 @@ pub enum ExposeType {
     NodePort,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ExposedPort {
     pub port: i64,
@@ -499,14 +537,14 @@ pub struct ExposedPort {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub enum Strategy {
     RollingUpdate,
     Recreate,
 }
 
 /// Storage shared by mounts.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Volume {
     /// Size of a persistent volume (e.g. `20Gi`); absent for scratch space.
@@ -522,7 +560,7 @@ pub struct Volume {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub enum AccessMode {
     #[default]
     ReadWriteOnce,
@@ -532,7 +570,7 @@ pub enum AccessMode {
 }
 
 /// A secret the stack uses, always by reference: its value never appears.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Secret {
     /// Name of the Kubernetes Secret (default: the secret's key in `secrets`).
@@ -564,7 +602,7 @@ impl Keys {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KeySpec {
     pub description: Option<String>,
@@ -601,7 +639,7 @@ impl<'de> Deserialize<'de> for Keys {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ExternalSource {
     pub store: String,
@@ -621,7 +659,7 @@ fn hourly() -> String {
     "1h".to_string()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RemoteRef {
     pub key: String,
@@ -632,7 +670,7 @@ pub struct RemoteRef {
 }
 
 /// Files shipped to containers (ConfigMap / compose config).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Config {
     pub name: Option<String>,
@@ -641,7 +679,7 @@ pub struct Config {
 }
 
 /// A managed database.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Datastore {
     pub engine: Engine,
@@ -684,7 +722,7 @@ pub struct Datastore {
 }
 
 /// `{ secret: NAME, key: KEY }`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecretKeyRef {
     pub secret: String,
@@ -692,7 +730,7 @@ pub struct SecretKeyRef {
 }
 
 /// Scheduled `pg_dump`s with retention.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Backup {
     /// Name of the backup workload (default `<datastore>-backup`).
@@ -723,7 +761,7 @@ fn backup_size() -> String {
 }
 
 /// Kubernetes mapping of a PostgreSQL datastore.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DatastoreMapping {
     /// A Zalando postgres-operator `postgresql` cluster.
@@ -733,14 +771,14 @@ pub enum DatastoreMapping {
     Statefulset,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
     Postgres,
 }
 
 /// HTTP traffic from outside to an exposed service.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Route {
     pub host: String,
@@ -760,7 +798,7 @@ pub struct Route {
     pub nginx_proxy: Option<NginxProxySettings>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TraefikSettings {
     /// ACME certificate resolver; TLS is on when set.
@@ -771,7 +809,7 @@ pub struct TraefikSettings {
     pub network: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NginxProxySettings {
     /// Request a Let's Encrypt certificate (default true).
@@ -781,7 +819,7 @@ pub struct NginxProxySettings {
     pub network: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GatewayRef {
     pub name: String,
@@ -789,7 +827,7 @@ pub struct GatewayRef {
     pub section: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IngressSettings {
     pub class_name: Option<String>,
@@ -803,7 +841,7 @@ pub struct IngressSettings {
 
 /// What traffic the stack's pods may send and receive. Traffic between the
 /// stack's own pods is allowed unless `isolateWithin` is set.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Network {
     #[serde(default)]
@@ -814,7 +852,7 @@ pub struct Network {
     pub allow_within_stack: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NetRule {
     /// Why the rule exists (kept as a comment-like description).
@@ -828,7 +866,7 @@ pub struct NetRule {
 }
 
 /// How the rendered tree reaches a cluster.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Gitops {
     /// Git repository the rendered tree is committed to.
@@ -850,7 +888,7 @@ fn rendered_dir() -> String {
     "rendered".to_string()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ArgoCd {
     #[serde(default = "argocd_ns")]
@@ -884,7 +922,7 @@ fn in_cluster() -> String {
     "https://kubernetes.default.svc".to_string()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AutoSync {
     #[serde(default)]
@@ -893,7 +931,7 @@ pub struct AutoSync {
     pub self_heal: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Flux {
     #[serde(default = "flux_ns")]

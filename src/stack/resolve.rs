@@ -516,6 +516,6 @@ mod tests {
         let errs = d.resolve("prod").unwrap_err();
         assert!(errs[0].to_string().contains("t.yaml:9:9"), "{}", errs[0]);
         assert_eq!(errs[0].field.as_deref(), Some("environments.prod.services.app.replicas"));
-        assert_eq!(d.resolve("prod").is_err(), true);
+        assert!(d.resolve("prod").is_err());
     }
 }

@@ -29,6 +29,7 @@ pub fn validate(stack: &Stack, file_stem: &str, loc: &Locator<'_>) -> Vec<Diagno
     v.network();
     v.tasks();
     v.verify();
+    v.gitops();
     v.targets();
     v.out
 }
@@ -265,22 +266,22 @@ impl Checker<'_> {
                             m.volume.as_deref().unwrap_or_default()
                         ),
                     );
-                    self.out.last_mut().map(|d| {
+                    if let Some(d) = self.out.last_mut() {
                         d.notes.push(
                             "help: use `replicas: 1`, or `accessMode: ReadWriteMany` if the storage class supports it"
                                 .into(),
                         );
-                    });
+                    }
                 }
             }
         }
     }
 
     fn port(&mut self, path: &str, name: &str, p: &Port) {
-        if let Some(h) = p.publish {
-            if !(1..=65535).contains(&h) {
-                self.err(path, format!("published port {h} is out of range 1-65535"));
-            }
+        if let Some(h) = p.publish
+            && !(1..=65535).contains(&h)
+        {
+            self.err(path, format!("published port {h} is out of range 1-65535"));
         }
         if !is_port_name(name) {
             self.err(
@@ -291,7 +292,7 @@ impl Checker<'_> {
             );
         }
         if !(1..=65535).contains(&p.port) {
-            self.err(&format!("{path}"), format!("port {} is out of range 1-65535", p.port));
+            self.err(path, format!("port {} is out of range 1-65535", p.port));
         }
     }
 
@@ -341,10 +342,10 @@ impl Checker<'_> {
                     (None, Some(cfg)) => {
                         let known = self.stack.configs.keys().map(String::as_str).collect();
                         self.reference(&format!("{ep}.config"), "config", cfg, known);
-                        if let Some(conf) = self.stack.configs.get(cfg) {
-                            if !conf.files.contains_key(&r.key) {
-                                self.err(&format!("{ep}.key"), format!("config `{cfg}` has no file `{}`", r.key));
-                            }
+                        if let Some(conf) = self.stack.configs.get(cfg)
+                            && !conf.files.contains_key(&r.key)
+                        {
+                            self.err(&format!("{ep}.key"), format!("config `{cfg}` has no file `{}`", r.key));
                         }
                     }
                     _ => self.err(&ep, "give exactly one of `secret` or `config`"),
@@ -373,13 +374,13 @@ impl Checker<'_> {
         self.security(&format!("{path}.security"), &c.security);
         for (what, q) in c.resources.iter().flat_map(|r| [("requests", &r.requests), ("limits", &r.limits)]) {
             for (res, val) in [("cpu", &q.cpu), ("memory", &q.memory)] {
-                if let Some(val) = val {
-                    if !is_quantity(val) {
-                        self.err(
-                            &format!("{path}.resources.{what}.{res}"),
-                            format!("`{val}` is not a Kubernetes quantity (e.g. `250m`, `512Mi`)"),
-                        );
-                    }
+                if let Some(val) = val
+                    && !is_quantity(val)
+                {
+                    self.err(
+                        &format!("{path}.resources.{what}.{res}"),
+                        format!("`{val}` is not a Kubernetes quantity (e.g. `250m`, `512Mi`)"),
+                    );
                 }
             }
         }
@@ -473,10 +474,10 @@ impl Checker<'_> {
         if let Some(t) = &p.tcp {
             self.reference(&format!("{path}.tcp"), "port", t, ports.to_vec());
         }
-        if let Some(e) = &p.exec {
-            if e.is_empty() {
-                self.err(&format!("{path}.exec"), "an exec probe needs a command");
-            }
+        if let Some(e) = &p.exec
+            && e.is_empty()
+        {
+            self.err(&format!("{path}.exec"), "an exec probe needs a command");
         }
     }
 
@@ -513,15 +514,15 @@ impl Checker<'_> {
             if kinds == 0 && vol.size.is_none() {
                 self.err(&path, "a persistent volume needs a `size` (or set `ephemeral: true`, or `bind: PATH`)");
             }
-            if let Some(b) = &vol.bind {
-                if b.is_empty() || b.contains(['\n', '\0', ':']) {
-                    self.err(&format!("{path}.bind"), "a bind path must be non-empty, on one line, without `:`");
-                }
+            if let Some(b) = &vol.bind
+                && (b.is_empty() || b.contains(['\n', '\0', ':']))
+            {
+                self.err(&format!("{path}.bind"), "a bind path must be non-empty, on one line, without `:`");
             }
-            if let Some(size) = &vol.size {
-                if !is_quantity(size) {
-                    self.err(&format!("{path}.size"), format!("`{size}` is not a Kubernetes quantity (e.g. `10Gi`)"));
-                }
+            if let Some(size) = &vol.size
+                && !is_quantity(size)
+            {
+                self.err(&format!("{path}.size"), format!("`{size}` is not a Kubernetes quantity (e.g. `10Gi`)"));
             }
         }
     }
@@ -529,10 +530,10 @@ impl Checker<'_> {
     fn configs(&mut self) {
         for (name, c) in &self.stack.configs {
             let path = format!("configs.{name}");
-            if let Some(n) = &c.name {
-                if !is_dns_subdomain(n) {
-                    self.err(&format!("{path}.name"), format!("`{n}` is not a valid DNS-1123 subdomain"));
-                }
+            if let Some(n) = &c.name
+                && !is_dns_subdomain(n)
+            {
+                self.err(&format!("{path}.name"), format!("`{n}` is not a valid DNS-1123 subdomain"));
             }
             if c.files.is_empty() {
                 self.err(&format!("{path}.files"), "a config needs at least one file");
@@ -556,10 +557,10 @@ impl Checker<'_> {
     fn secrets(&mut self) {
         for (name, s) in &self.stack.secrets {
             let path = format!("secrets.{name}");
-            if let Some(n) = &s.name {
-                if !is_dns_subdomain(n) {
-                    self.err(&format!("{path}.name"), format!("`{n}` is not a valid DNS-1123 subdomain"));
-                }
+            if let Some(n) = &s.name
+                && !is_dns_subdomain(n)
+            {
+                self.err(&format!("{path}.name"), format!("`{n}` is not a valid DNS-1123 subdomain"));
             }
             if s.external.is_some() && s.provided_by.is_some() {
                 self.err(&path, "a secret is either `external` or `providedBy`, not both");
@@ -683,13 +684,13 @@ impl Checker<'_> {
                         format!("service `{}` has no `expose`, so nothing can route to it", r.service),
                     ),
                     Some(e) => {
-                        if let Some(port) = r.port {
-                            if !e.ports.iter().any(|p| p.port == port) {
-                                self.err(
-                                    &format!("{path}.port"),
-                                    format!("service `{}` does not expose port {port}", r.service),
-                                );
-                            }
+                        if let Some(port) = r.port
+                            && !e.ports.iter().any(|p| p.port == port)
+                        {
+                            self.err(
+                                &format!("{path}.port"),
+                                format!("service `{}` does not expose port {port}", r.service),
+                            );
                         }
                     }
                 }
@@ -747,12 +748,12 @@ impl Checker<'_> {
                     if !labelled && !allows(port) {
                         self.err(&path, format!("`{name}` depends on `{dep}`, but the NetworkPolicy blocks egress to port {port}; add an egress rule for it"));
                     }
-                } else if let Some(target) = s.services.get(dep) {
-                    if !net.allow_within_stack {
-                        for p in target.ports.values() {
-                            if !allows(p.port) {
-                                self.err(&path, format!("`{name}` depends on `{dep}`, but the NetworkPolicy blocks egress to port {} (allowWithinStack is false)", p.port));
-                            }
+                } else if let Some(target) = s.services.get(dep)
+                    && !net.allow_within_stack
+                {
+                    for p in target.ports.values() {
+                        if !allows(p.port) {
+                            self.err(&path, format!("`{name}` depends on `{dep}`, but the NetworkPolicy blocks egress to port {} (allowWithinStack is false)", p.port));
                         }
                     }
                 }
@@ -787,12 +788,32 @@ impl Checker<'_> {
                 self.reference(&format!("{path}.before[{i}]"), "service", b, known);
             }
             for (k, v) in &t.env {
-                if let EnvValue::Ref(r) = v {
-                    if let Some(sec) = &r.secret {
-                        self.secret_key(&format!("{path}.env.{k}"), sec, &r.key);
-                    }
+                if let EnvValue::Ref(r) = v
+                    && let Some(sec) = &r.secret
+                {
+                    self.secret_key(&format!("{path}.env.{k}"), sec, &r.key);
                 }
             }
+        }
+    }
+
+    fn gitops(&mut self) {
+        let Some(g) = &self.stack.gitops else { return };
+        if g.repo.trim().is_empty() || g.repo.chars().any(char::is_whitespace) {
+            self.err("gitops.repo", "expected a repository URL without spaces");
+        }
+        if g.path.split('/').any(|seg| seg == "..") || g.path.starts_with('/') {
+            self.err("gitops.path", "the rendered tree's path is relative to the repository root and has no `..`");
+        }
+        if let Some(a) = &g.argocd {
+            self.label_name("gitops.argocd.project", "Argo CD project", &a.project);
+            self.label_name("gitops.argocd.namespace", "namespace", &a.namespace);
+            for (i, d) in a.destinations.iter().enumerate() {
+                self.label_name(&format!("gitops.argocd.destinations[{i}]"), "namespace", d);
+            }
+        }
+        if let Some(f) = &g.flux {
+            self.label_name("gitops.flux.namespace", "namespace", &f.namespace);
         }
     }
 
@@ -807,10 +828,10 @@ impl Checker<'_> {
                 (Some(_), None) => self.err(&path, "a check with `exec` names the `service` it runs in"),
                 _ => {}
             }
-            if let Some(e) = &c.exec {
-                if e.is_empty() {
-                    self.err(&format!("{path}.exec"), "an exec check needs a command");
-                }
+            if let Some(e) = &c.exec
+                && e.is_empty()
+            {
+                self.err(&format!("{path}.exec"), "an exec check needs a command");
             }
         }
     }
@@ -1005,7 +1026,8 @@ mod tests {
         }
         assert!(is_dns_subdomain("loops.loops-postgresql.credentials.postgresql.acid.zalan.do"));
         assert!(is_port_name("fastcgi") && !is_port_name("80") && !is_port_name("a-very-long-port-name"));
-        assert!(is_env_name("APP_URL") && !is_env_name("1X") && !is_env_name("A-B"));
+        assert!(is_env_name("APP_URL") && is_env_name("discovery.type") && !is_env_name("1X") && !is_env_name("A B"));
+        assert!(is_ref_name("APP_URL") && !is_ref_name("A-B"));
         assert!(is_label_key("app.kubernetes.io/name") && !is_label_key("bad key"));
     }
 

@@ -97,32 +97,32 @@ impl<'a> Schema<'a> {
                 return;
             }
         }
-        if let Some(e) = obj.get("enum").and_then(Value::as_array) {
-            if !e.contains(v) {
-                let allowed: Vec<String> = e.iter().take(12).map(|x| x.to_string()).collect();
-                fail(out, format!("{} is not one of {}", v, allowed.join(", ")));
-            }
+        if let Some(e) = obj.get("enum").and_then(Value::as_array)
+            && !e.contains(v)
+        {
+            let allowed: Vec<String> = e.iter().take(12).map(|x| x.to_string()).collect();
+            fail(out, format!("{} is not one of {}", v, allowed.join(", ")));
         }
-        if let Some(c) = obj.get("const") {
-            if c != v {
-                fail(out, format!("expected {c}, found {v}"));
-            }
+        if let Some(c) = obj.get("const")
+            && c != v
+        {
+            fail(out, format!("expected {c}, found {v}"));
         }
-        if let (Some(p), Some(text)) = (obj.get("pattern").and_then(Value::as_str), v.as_str()) {
-            if !self.matches(p, text) {
-                fail(out, format!("`{text}` does not match the pattern `{p}`"));
-            }
+        if let (Some(p), Some(text)) = (obj.get("pattern").and_then(Value::as_str), v.as_str())
+            && !self.matches(p, text)
+        {
+            fail(out, format!("`{text}` does not match the pattern `{p}`"));
         }
         if let Some(n) = v.as_f64() {
-            if let Some(min) = obj.get("minimum").and_then(Value::as_f64) {
-                if n < min {
-                    fail(out, format!("{n} is below the minimum {min}"));
-                }
+            if let Some(min) = obj.get("minimum").and_then(Value::as_f64)
+                && n < min
+            {
+                fail(out, format!("{n} is below the minimum {min}"));
             }
-            if let Some(max) = obj.get("maximum").and_then(Value::as_f64) {
-                if n > max {
-                    fail(out, format!("{n} is above the maximum {max}"));
-                }
+            if let Some(max) = obj.get("maximum").and_then(Value::as_f64)
+                && n > max
+            {
+                fail(out, format!("{n} is above the maximum {max}"));
             }
         }
         for key in ["allOf"] {

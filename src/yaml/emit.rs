@@ -11,6 +11,10 @@ use std::fmt::Write as _;
 /// Words that YAML 1.1 or 1.2 resolve to booleans or null when plain.
 const RESERVED: &[&str] = &["y", "n", "yes", "no", "on", "off", "true", "false", "null"];
 
+/// Longest key written in the implicit `key: value` form; YAML allows 1024
+/// characters, longer keys use the explicit `? key` form.
+const MAX_IMPLICIT_KEY: usize = 1000;
+
 /// Returns `s` as a YAML scalar that every parser reads back as the string `s`.
 pub fn quote_str(s: &str) -> String {
     if is_plain_safe(s) { s.to_string() } else { double_quoted(s) }
@@ -28,8 +32,10 @@ fn is_plain_safe(s: &str) -> bool {
         return false;
     };
     if first.is_ascii_digit() {
+        // No letter any number syntax uses (exponent, 0x/0o/0b prefixes).
         return s.chars().all(|c| c.is_ascii_alphanumeric())
-            && s.chars().any(|c| c.is_ascii_alphabetic() && !"eExXbBoO".contains(c));
+            && s.chars().any(|c| c.is_ascii_alphabetic())
+            && !s.chars().any(|c| "eExXbBoO".contains(c));
     }
     if !(first.is_ascii_alphabetic() || first == '/') {
         return false;
@@ -150,7 +156,16 @@ fn block(node: &Node, indent: usize, out: &mut String) {
             for (k, v) in entries {
                 out.push('\n');
                 out.push_str(&pad);
-                out.push_str(&quote_str(k));
+                let key = quote_str(k);
+                if key.chars().count() > MAX_IMPLICIT_KEY {
+                    // An implicit key is limited to 1024 characters.
+                    out.push_str("? ");
+                    out.push_str(&key);
+                    out.push('\n');
+                    out.push_str(&pad);
+                } else {
+                    out.push_str(&key);
+                }
                 out.push(':');
                 out.push_str(&value_after_key(v, indent + 2));
             }

@@ -70,12 +70,22 @@ pub struct LoadError {
 pub fn parse(text: &str) -> Result<(Value, Spans), LoadError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    if let Err(e) = parser.load(&mut builder, true) {
-        let pos = Pos::from_marker(*e.marker());
-        return Err(LoadError { pos, message: format!("invalid YAML: {}", e.info()), path: None });
-    }
+    let parsed = parser.load(&mut builder, true);
+    // The builder's own limits (depth, aliases, duplicates) are hit first
+    // and say more than the parser's later complaint.
     if let Some(err) = builder.error {
         return Err(err);
+    }
+    if let Err(e) = parsed {
+        let pos = Pos::from_marker(*e.marker());
+        // The scanner's own nesting guard can fire before the builder sees
+        // the events: report it as the limit it is.
+        let message = if e.info().contains("recursion limit") {
+            format!("nesting deeper than {MAX_DEPTH} levels")
+        } else {
+            format!("invalid YAML: {}", e.info())
+        };
+        return Err(LoadError { pos, message, path: None });
     }
     let value = builder.done.unwrap_or(Value::Null);
     Ok((value, Spans { map: builder.spans }))
@@ -150,6 +160,10 @@ impl Builder {
                         let at = first.map(|f| format!(" (first defined at line {})", f.line)).unwrap_or_default();
                         self.fail(pos, format!("duplicate key `{key}`{at}"));
                         return;
+                    }
+                    if map.is_empty() {
+                        let own = path.clone();
+                        self.spans.entry(own).or_insert(pos);
                     }
                     let p = join(path, &key);
                     self.spans.insert(p, pos);
@@ -227,9 +241,8 @@ impl MarkedEventReceiver for Builder {
                     return self.fail(pos, "mapping keys must be plain strings".into());
                 }
                 let path = self.child_path();
-                if let Some(Frame::Seq { .. }) | None = self.stack.last() {
-                    self.spans.entry(path.clone()).or_insert(pos);
-                }
+                // A block mapping's start marker sits on its first `:`; the
+                // mapping's position is recorded at its first key instead.
                 self.stack.push(Frame::Map { map: Mapping::new(), pending_key: None, path, anchor });
             }
             Event::SequenceEnd | Event::MappingEnd => {
