@@ -299,6 +299,9 @@ fn diff_cmd(a: &DiffArgs) -> Result<u8, Failure> {
     let docs = load(&a.sources, &a.selection, true)?;
     let (plan, warnings) = build(&docs, &a.selection, &a.sources)?;
     print_diagnostics(&warnings);
+    if a.out.exists() && !a.out.is_dir() {
+        return Err(Failure::Other(anyhow::anyhow!("output `{}` exists and is not a directory", a.out.display())));
+    }
     let changes = output::compare(&a.out, &plan)?;
     if a.stat {
         let stats = crate::diff::stat(&a.out, &plan, &changes);

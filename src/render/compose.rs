@@ -212,9 +212,9 @@ impl Builder<'_> {
                 EnvValue::Literal(l) => self.text(l, &c.env, 0),
                 EnvValue::Ref(r) => match (&r.secret, &r.config) {
                     (Some(s), _) => self.secret_ref(s, &r.key),
-                    (None, Some(cfg)) => {
-                        literal(self.stack.configs[cfg].files.get(&r.key).map(String::as_str).unwrap_or_default())
-                    }
+                    (None, Some(cfg)) => literal(
+                        self.stack.configs.get(cfg).and_then(|c| c.files.get(&r.key)).map_or("", String::as_str),
+                    ),
                     (None, None) => String::new(),
                 },
             };
@@ -509,8 +509,13 @@ impl Builder<'_> {
             s.networks.insert(0, "default".into());
         }
         let mut extra = Vec::new();
+        // A pod's user applies to all its containers unless one sets its own.
+        let pod_user = s.user.clone();
         for (init_name, c) in &svc.init {
             let mut i = self.container(format!("{name}-{init_name}"), c, &shared);
+            if i.user.is_none() {
+                i.user = pod_user.clone();
+            }
             i.restart = "no";
             i.networks = s.networks.clone();
             s.depends_on.insert(i.name.clone(), "service_completed_successfully".into());
@@ -518,6 +523,9 @@ impl Builder<'_> {
         }
         for (side_name, c) in &svc.sidecars {
             let mut side = self.container(format!("{name}-{side_name}"), c, &shared);
+            if side.user.is_none() {
+                side.user = pod_user.clone();
+            }
             // Same network namespace as the main container, like a pod.
             side.network_mode = Some(format!("service:{name}"));
             s.ports.append(&mut side.ports);

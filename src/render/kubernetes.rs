@@ -117,6 +117,17 @@ pub fn plan(stack: &Stack, initdb: &Map<String>) -> Vec<Object> {
         }
     }
     for (key, svc) in &stack.services {
+        if let (Some(m), Some(s)) = (&svc.metrics, view::service(stack, key, svc)) {
+            let port = s.ports.iter().find(|p| p.target == m.port).map(|p| p.name.clone());
+            let item = minijinja::context! { service => Serde(&s), port => port, path => &m.path };
+            objects.push(Object::new(
+                "monitoring.coreos.com/v1",
+                "ServiceMonitor",
+                key,
+                "kubernetes/servicemonitor.yaml.j2",
+                item,
+            ));
+        }
         if let Some(s) = view::service(stack, key, svc) {
             let name = s.name.clone();
             objects.push(Object::new("v1", "Service", &name, "kubernetes/service.yaml.j2", Value::from(Serde(s))));

@@ -26,7 +26,7 @@ pub struct Stack {
     /// Targets rendered for this stack (default: kubernetes).
     #[serde(default = "default_targets")]
     pub targets: Vec<Target>,
-    /// The namespace (Kubernetes) / project name (Compose).
+    /// The Kubernetes namespace (the Compose project is named after the stack).
     pub namespace: Namespace,
     /// Labels added to every rendered object.
     #[serde(default)]
@@ -129,7 +129,8 @@ pub struct Service {
     /// Extra containers in the same pod, by name.
     #[serde(default)]
     pub sidecars: Map<Container>,
-    /// Containers run to completion before the others start, in order.
+    /// Containers run to completion before the others start (in order on
+    /// Kubernetes; on Compose each is a one-shot service the main one waits for).
     #[serde(default)]
     pub init: Map<Container>,
     pub expose: Option<Expose>,
@@ -150,7 +151,8 @@ pub struct Service {
     pub networks: Vec<String>,
     /// Restart policy (Compose; Kubernetes Deployments always restart).
     pub restart: Option<Restart>,
-    /// Where Prometheus scrapes metrics.
+    /// Where Prometheus scrapes metrics: a ServiceMonitor on Kubernetes
+    /// (Prometheus operator); Compose stacks configure Prometheus themselves.
     pub metrics: Option<Metrics>,
 }
 
@@ -839,8 +841,9 @@ pub struct IngressSettings {
     pub tls: bool,
 }
 
-/// What traffic the stack's pods may send and receive. Traffic between the
-/// stack's own pods is allowed unless `isolateWithin` is set.
+/// What traffic the stack's pods may send and receive (one NetworkPolicy).
+/// Traffic between the stack's own pods is allowed unless
+/// `allowWithinStack` is false.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Network {

@@ -99,6 +99,16 @@ impl Document {
                         ));
                     }
                     match v {
+                        Value::Mapping(ref m)
+                            if ["name", "environments", "components", "extends"]
+                                .iter()
+                                .any(|key| m.contains_key(*key)) =>
+                        {
+                            errors.push(err(
+                                &format!("components.{k}"),
+                                "a component cannot set `name`, `environments`, `components` or `extends`".into(),
+                            ));
+                        }
                         Value::Mapping(_) | Value::Null => {
                             components.insert(k, v);
                         }

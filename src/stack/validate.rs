@@ -120,6 +120,23 @@ impl Checker<'_> {
         }
     }
 
+    /// Labels stackgen sets to select pods cannot be overridden: the
+    /// selectors would stop matching.
+    fn reserved_labels(&mut self, path: &str, labels: &Map<String>) {
+        for k in labels.keys() {
+            if matches!(
+                k.as_str(),
+                "app.kubernetes.io/name" | "app.kubernetes.io/part-of" | "app.kubernetes.io/managed-by"
+            ) || k.starts_with("network.stackgen.io/")
+            {
+                self.err(
+                    &format!("{path}.{k}"),
+                    format!("`{k}` is set by stackgen (selectors rely on it) and cannot be overridden"),
+                );
+            }
+        }
+    }
+
     fn reference(&mut self, path: &str, what: &str, name: &str, known: Vec<&str>) {
         if known.contains(&name) {
             return;
@@ -135,11 +152,12 @@ impl Checker<'_> {
         let s = self.stack;
         self.label_name("name", "stack", &s.name);
         if s.name != file_stem {
-            self.err("name", format!("stack name `{}` does not match its file name `{file_stem}.yaml`", s.name));
+            self.err("name", format!("stack name `{}` does not match its file name `{file_stem}`", s.name));
         }
         self.label_name("namespace.name", "namespace", &s.namespace.name);
         self.labels("namespace.labels", &s.namespace.labels);
         self.labels("labels", &s.labels);
+        self.reserved_labels("labels", &s.labels);
         let mut seen = BTreeSet::new();
         for (i, t) in s.targets.iter().enumerate() {
             if !seen.insert(t) {
@@ -156,9 +174,10 @@ impl Checker<'_> {
             ("service", s.services.keys().collect()),
             ("datastore", s.datastores.keys().collect()),
             ("secret", s.secrets.keys().collect()),
+            ("network", s.networks.keys().collect()),
         ] {
             for n in names {
-                let path = format!("{kind}s.{n}").replace("datastores", "datastores");
+                let path = format!("{kind}s.{n}");
                 self.label_name(&path, kind, n);
             }
         }
@@ -222,9 +241,35 @@ impl Checker<'_> {
             if c.probes.liveness.is_some() || c.probes.readiness.is_some() || c.probes.startup.is_some() {
                 self.err(&format!("{path}.probes"), "init containers cannot have probes");
             }
+            for (pn, p) in &c.ports {
+                self.port(&format!("{path}.ports.{pn}"), pn, p);
+            }
         }
         self.labels(&format!("{base}.labels"), &svc.labels);
+        self.reserved_labels(&format!("{base}.labels"), &svc.labels);
+        if let Some(m) = &svc.metrics {
+            match &svc.expose {
+                Some(e) if e.ports.iter().any(|p| p.target == m.port) => {}
+                _ => self.err(
+                    &format!("{base}.metrics.port"),
+                    format!(
+                        "metrics are scraped through the Service: `expose` must list a port targeting `{}`",
+                        m.port
+                    ),
+                ),
+            }
+            if !m.path.starts_with('/') {
+                self.err(&format!("{base}.metrics.path"), "a metrics path starts with `/`");
+            }
+        }
         if let Some(expose) = &svc.expose {
+            for (i, p) in expose.ports.iter().enumerate() {
+                if let Some(n) = &p.name {
+                    if !is_port_name(n) {
+                        self.err(&format!("{base}.expose.ports[{i}].name"), format!("port name `{n}` is not valid (at most 15 lowercase letters, digits and `-`, with a letter)"));
+                    }
+                }
+            }
             if let Some(n) = &expose.name {
                 self.label_name(&format!("{base}.expose.name"), "Service", n);
             }
@@ -502,6 +547,34 @@ impl Checker<'_> {
     }
 
     fn volumes_shared(&mut self) {
+        // A single-attach claim used by several workloads pins them all to
+        // one node; on another node a pod waits for the volume forever.
+        for (name, vol) in &self.stack.volumes {
+            let single = matches!(vol.access_mode, AccessMode::ReadWriteOnce | AccessMode::ReadWriteOncePod);
+            if !single || vol.ephemeral || vol.bind.is_some() {
+                continue;
+            }
+            let users: Vec<&String> = self
+                .stack
+                .services
+                .iter()
+                .filter(|(_, svc)| {
+                    svc.mounts
+                        .iter()
+                        .chain(svc.sidecars.values().flat_map(|c| &c.mounts))
+                        .chain(svc.init.values().flat_map(|c| &c.mounts))
+                        .any(|m| m.volume.as_deref() == Some(name))
+                })
+                .map(|(n, _)| n)
+                .collect();
+            if users.len() > 1 && self.stack.targets.contains(&Target::Kubernetes) {
+                let list = users.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ");
+                self.warn(
+                    &format!("volumes.{name}.accessMode"),
+                    format!("the {:?} volume `{name}` is mounted by {list}: their pods must share one node; use ReadWriteMany if they may not", vol.access_mode),
+                );
+            }
+        }
         for (name, vol) in &self.stack.volumes {
             let path = format!("volumes.{name}");
             let kinds = usize::from(vol.ephemeral) + usize::from(vol.bind.is_some());
@@ -728,12 +801,11 @@ impl Checker<'_> {
     /// The stack's NetworkPolicy must let its own dependencies through.
     fn network_lints(&mut self, net: &crate::stack::model::Network) {
         let s = self.stack;
-        let allows = |port: i64| {
-            net.egress.iter().any(|r| {
-                let any_peer = r.cidr.is_some() || r.namespaces.as_ref().is_none_or(|n| n.is_empty());
-                any_peer && (r.ports.is_empty() || r.ports.iter().any(|p| p.port == port))
-            })
-        };
+        // Any rule opening the port counts: its peers (a namespace, a
+        // CIDR) may well include the target, and stackgen cannot see
+        // namespace labels.
+        let allows =
+            |port: i64| net.egress.iter().any(|r| r.ports.is_empty() || r.ports.iter().any(|p| p.port == port));
         if !allows(53) {
             self.warn("network.egress", "the NetworkPolicy allows no DNS (port 53) egress: name resolution will fail");
         }
@@ -799,6 +871,9 @@ impl Checker<'_> {
 
     fn gitops(&mut self) {
         let Some(g) = &self.stack.gitops else { return };
+        if !self.stack.targets.contains(&Target::Kubernetes) {
+            self.warn("gitops", "`gitops` delivers the kubernetes tree, which this environment does not render; nothing is rendered for it");
+        }
         if g.repo.trim().is_empty() || g.repo.chars().any(char::is_whitespace) {
             self.err("gitops.repo", "expected a repository URL without spaces");
         }

@@ -303,16 +303,14 @@ fn parse_number(s: &str) -> Option<Value> {
     };
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         let v: i64 = s.parse().ok()?;
+        // `0755` or `+1` would lose their spelling as numbers; they stay
+        // strings (a numeric field then says it wants a number).
+        if v.to_string() != s {
+            return None;
+        }
         return Some(Value::Number(Number::from(v)));
     }
-    if !neg {
-        if let Some(h) = s.strip_prefix("0x") {
-            return i64::from_str_radix(h, 16).ok().map(|v| Value::Number(v.into()));
-        }
-        if let Some(o) = s.strip_prefix("0o") {
-            return i64::from_str_radix(o, 8).ok().map(|v| Value::Number(v.into()));
-        }
-    }
+
     let lower = digits.to_ascii_lowercase();
     if lower == ".inf" {
         return Some(Value::Number(Number::from(if neg { f64::NEG_INFINITY } else { f64::INFINITY })));
@@ -337,7 +335,7 @@ mod tests {
     fn resolves_core_schema() {
         let (v, _) = parse("a: on\nb: 0755\nc: true\nd: '1'\ne: 1.5\nf: ~\ng: 12:30\n").unwrap();
         assert_eq!(v["a"], Value::String("on".into()));
-        assert_eq!(v["b"], Value::Number(755.into()));
+        assert_eq!(v["b"], Value::String("0755".into()));
         assert_eq!(v["c"], Value::Bool(true));
         assert_eq!(v["d"], Value::String("1".into()));
         assert_eq!(v["e"], Value::Number(Number::from(1.5)));
