@@ -98,6 +98,11 @@ fn yes() -> bool {
 
 /// A long-running workload: one main container, optional sidecars and init
 /// containers, replicas, and how it is exposed.
+///
+/// The main container's fields repeat those of `Container` on purpose:
+/// `#[serde(flatten)]` cannot be combined with `deny_unknown_fields`, and a
+/// flat service is what people write. `validate::main_container` turns them
+/// into a `Container`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Service {
