@@ -316,7 +316,9 @@ fn diff_cmd(a: &DiffArgs) -> Result<u8, Failure> {
                 println!("{:>7} +{:<5} -{:<5} {}", s.status, s.added, s.removed, a.out.join(&s.path).display());
             }
             let (add, rem) = stats.iter().fold((0, 0), |(x, y), s| (x + s.added, y + s.removed));
-            println!("{} files changed, {add} insertions(+), {rem} deletions(-)", stats.len());
+            let n = stats.len();
+            let s = |k: usize| if k == 1 { "" } else { "s" };
+            println!("{n} file{} changed, {add} insertion{}(+), {rem} deletion{}(-)", s(n), s(add), s(rem));
         }
     } else {
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());

@@ -532,3 +532,629 @@ fn every_built_in_stack_renders_as_snapshotted() {
     check("rendered-files".to_string(), &names.join("\n"));
     assert!(failed.is_empty(), "{} snapshot(s) differ: {failed:#?}", failed.len());
 }
+
+// ---------------------------------------------------------------------------
+// diff, --check --format json, list, schema, new, completions, templates,
+// built-in output validation, lints, tasks and environment `extends`.
+// ---------------------------------------------------------------------------
+
+/// `SHOP` without its `api` service.
+fn shop_without_api() -> String {
+    let s = SHOP.replace("  api:\n    image: ghcr.io/example/api:1.0\n    env:\n      MODE: \"0755\"\n", "");
+    assert_ne!(s, SHOP, "the `api` service is no longer spelled as expected in SHOP");
+    s
+}
+
+/// A temporary directory holding `stacks/<name>.yaml` = the fixture
+/// `tests/fixtures/cli/<fixture>.yaml`.
+fn fixture_dir(fixture: &str, name: &str) -> tempfile::TempDir {
+    let tmp = tempdir();
+    write(tmp.path(), &format!("stacks/{name}.yaml"), fixture_text(fixture));
+    tmp
+}
+
+fn fixture_text(fixture: &str) -> String {
+    let path = common::repo().join(format!("tests/fixtures/cli/{fixture}.yaml"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// 1-based number of the first line of `text` containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line contains {needle:?}")) + 1
+}
+
+fn json(out: &common::Output) -> serde_json::Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", out.stdout))
+}
+
+fn yaml_file(path: &Path) -> serde_yaml::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The lines a unified diff hunk shows for `text` with `sign` (`+` or `-`).
+fn signed_lines(text: &str, sign: char) -> String {
+    text.lines().map(|l| format!("{sign}{l}\n")).collect()
+}
+
+#[test]
+fn diff_of_an_up_to_date_tree_is_empty() {
+    let tmp = shop_dir();
+    Test::new().args(["render", "--all"]).current_dir(tmp.path()).run().code(0);
+    let before = tree(tmp.path());
+    let out = Test::new().args(["diff", "--all"]).current_dir(tmp.path()).run();
+    out.code(0);
+    assert_eq!(out.stdout, "");
+    assert_eq!(out.stderr, "");
+    let out = Test::new().args(["diff", "--all", "--stat", "--format", "json"]).current_dir(tmp.path()).run();
+    out.code(0);
+    assert_eq!(json(&out), serde_json::json!({ "upToDate": true, "files": [] }));
+    assert_eq!(tree(tmp.path()), before, "diff wrote or deleted files");
+}
+
+#[test]
+fn diff_shows_edited_and_deleted_files() {
+    let tmp = shop_dir();
+    Test::new().args(["render", "--all"]).current_dir(tmp.path()).run().code(0);
+    let root = tmp.path().join("rendered");
+    let edited = root.join("shop/prod/kubernetes/deployment-web.yaml");
+    let text = std::fs::read_to_string(&edited).unwrap();
+    assert_eq!(text.matches("  replicas: 2\n").count(), 1, "{text}");
+    std::fs::write(&edited, text.replace("  replicas: 2\n", "  replicas: 7\n")).unwrap();
+    let deleted = root.join("shop/staging/kubernetes/service-web.yaml");
+    let deleted_text = std::fs::read_to_string(&deleted).unwrap();
+    std::fs::remove_file(&deleted).unwrap();
+    let before = tree(tmp.path());
+
+    // NO_COLOR empty counts as unset: only the pipe keeps the diff plain.
+    let out = Test::new().args(["diff", "--all"]).env("NO_COLOR", "").current_dir(tmp.path()).run();
+    out.code(1);
+    assert!(!out.stdout.contains('\x1b'), "ANSI escapes in piped output:\n{:?}", out.stdout);
+    let d = &out.stdout;
+    let web = "--- a/shop/prod/kubernetes/deployment-web.yaml\n+++ b/shop/prod/kubernetes/deployment-web.yaml\n@@ ";
+    assert!(d.starts_with(web), "{d}");
+    assert!(d.contains("\n-  replicas: 7\n+  replicas: 2\n"), "{d}");
+    let n = deleted_text.lines().count();
+    let svc = format!(
+        "--- /dev/null\n+++ b/shop/staging/kubernetes/service-web.yaml\n@@ -0,0 +1,{n} @@\n{}",
+        signed_lines(&deleted_text, '+')
+    );
+    assert!(d.ends_with(&svc), "{d}");
+    assert_eq!(d.lines().filter(|l| l.starts_with("+++ ")).count(), 2, "only two files differ:\n{d}");
+    assert_eq!(d.lines().filter(|l| l.starts_with("--- ")).count(), 2, "{d}");
+
+    // --stat: one line per file, then the totals.
+    let out = Test::new().args(["diff", "--all", "--stat"]).current_dir(tmp.path()).run();
+    out.code(1);
+    let lines: Vec<Vec<&str>> = out.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert_eq!(lines[0], ["changed", "+1", "-1", "rendered/shop/prod/kubernetes/deployment-web.yaml"]);
+    let added = format!("+{n}");
+    assert_eq!(lines[1], ["added", added.as_str(), "-0", "rendered/shop/staging/kubernetes/service-web.yaml"]);
+    let totals: Vec<usize> = lines[2].iter().filter_map(|w| w.parse().ok()).collect();
+    assert_eq!(totals, [2, n + 1, 1], "{}", out.stdout);
+    assert!(out.stdout.lines().last().unwrap().starts_with("2 files changed, "), "{}", out.stdout);
+
+    let out = Test::new().args(["diff", "--all", "--stat", "--format", "json"]).current_dir(tmp.path()).run();
+    out.code(1);
+    assert_eq!(
+        json(&out),
+        serde_json::json!({
+            "upToDate": false,
+            "files": [
+                { "path": "shop/prod/kubernetes/deployment-web.yaml", "status": "changed", "added": 1, "removed": 1 },
+                { "path": "shop/staging/kubernetes/service-web.yaml", "status": "added", "added": n, "removed": 0 },
+            ]
+        })
+    );
+    assert_eq!(tree(tmp.path()), before, "diff wrote or deleted files");
+}
+
+#[test]
+fn diff_shows_a_file_no_longer_rendered_as_removed() {
+    let tmp = shop_dir();
+    Test::new().args(["render", "--all"]).current_dir(tmp.path()).run().code(0);
+    let root = tmp.path().join("rendered");
+    let old: Vec<(String, String)> = ["prod", "staging"]
+        .iter()
+        .map(|e| {
+            let rel = format!("shop/{e}/kubernetes/deployment-api.yaml");
+            let text = std::fs::read_to_string(root.join(&rel)).unwrap();
+            (rel, text)
+        })
+        .collect();
+    write(tmp.path(), "stacks/shop.yaml", shop_without_api());
+    let before = tree(tmp.path());
+
+    let out = Test::new().args(["diff", "--all"]).current_dir(tmp.path()).run();
+    out.code(1);
+    for (rel, text) in &old {
+        let n = text.lines().count();
+        let hunk = format!("--- a/{rel}\n+++ /dev/null\n@@ -1,{n} +0,0 @@\n{}", signed_lines(text, '-'));
+        assert!(out.stdout.contains(&hunk), "no removal hunk for {rel}:\n{}", out.stdout);
+    }
+
+    let out = Test::new().args(["diff", "--all", "--stat"]).current_dir(tmp.path()).run();
+    out.code(1);
+    for (rel, text) in &old {
+        let line = format!("removed +0 -{} rendered/{rel}", text.lines().count());
+        let found = out.stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") == line);
+        assert!(found, "no `{line}` in:\n{}", out.stdout);
+    }
+
+    let out = Test::new().args(["diff", "--all", "--stat", "--format", "json"]).current_dir(tmp.path()).run();
+    out.code(1);
+    let v = json(&out);
+    assert_eq!(v["upToDate"], false);
+    let removed: Vec<serde_json::Value> =
+        v["files"].as_array().unwrap().iter().filter(|f| f["status"] == "removed").cloned().collect();
+    let expected: Vec<serde_json::Value> = old
+        .iter()
+        .map(|(rel, text)| serde_json::json!({ "path": rel, "status": "removed", "added": 0, "removed": text.lines().count() }))
+        .collect();
+    assert_eq!(removed, expected);
+    assert_eq!(tree(tmp.path()), before, "diff wrote or deleted files");
+}
+
+#[test]
+fn check_format_json_lists_added_changed_and_removed() {
+    let tmp = shop_dir();
+    let check = || Test::new().args(["render", "--all", "--check", "--format", "json"]).current_dir(tmp.path()).run();
+    let root = tmp.path().join("rendered");
+
+    let out = check();
+    out.code(1);
+    let v = json(&out);
+    assert!(!root.exists(), "--check wrote files");
+    Test::new().args(["render", "--all", "--quiet"]).current_dir(tmp.path()).run().code(0);
+    let rendered = tree(&root);
+    let all: Vec<&String> = rendered.keys().collect();
+    assert_eq!(v["upToDate"], false);
+    assert_eq!(v["added"], serde_json::json!(all), "a first --check lists every file a render writes");
+    assert_eq!(v["changed"], serde_json::json!([]));
+    assert_eq!(v["removed"], serde_json::json!([]));
+
+    let out = check();
+    out.code(0);
+    let v = json(&out);
+    assert_eq!(v["upToDate"], true);
+    for k in ["added", "changed", "removed"] {
+        assert_eq!(v[k], serde_json::json!([]), "{k}: {v}");
+    }
+
+    // One file edited, one deleted, one service dropped from the stack.
+    let edited = "shop/prod/kubernetes/deployment-web.yaml";
+    let mut text = std::fs::read_to_string(root.join(edited)).unwrap();
+    text.push_str("# hand edit\n");
+    std::fs::write(root.join(edited), text).unwrap();
+    let deleted = "shop/staging/kubernetes/service-web.yaml";
+    std::fs::remove_file(root.join(deleted)).unwrap();
+    write(tmp.path(), "stacks/shop.yaml", shop_without_api());
+    let before = tree(&root);
+    let out = check();
+    out.code(1);
+    let v = json(&out);
+    assert_eq!(v["upToDate"], false);
+    assert_eq!(v["added"], serde_json::json!([deleted]));
+    assert_eq!(
+        v["removed"],
+        serde_json::json!(["shop/prod/kubernetes/deployment-api.yaml", "shop/staging/kubernetes/deployment-api.yaml"])
+    );
+    let changed: Vec<&str> = v["changed"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert!(changed.contains(&edited), "{changed:?}");
+    assert!(!changed.contains(&deleted), "{changed:?}");
+    let mut sorted = changed.clone();
+    sorted.sort_unstable();
+    assert_eq!(changed, sorted, "changed is not sorted");
+    assert_eq!(tree(&root), before, "--check wrote or deleted files");
+
+    // A render makes it up to date again.
+    Test::new().args(["render", "--all", "--quiet"]).current_dir(tmp.path()).run().code(0);
+    check().code(0);
+}
+
+#[test]
+fn list_json_shows_inherited_components() {
+    let tmp = fixture_dir("extends", "app");
+    write(
+        tmp.path(),
+        "stacks/zeta.yaml",
+        "name: zeta\nnamespace:\n  name: zeta\nservices:\n  web:\n    image: nginx:1.27\n",
+    );
+    let out = Test::new().args(["list", "--stacks", "stacks", "--format", "json"]).current_dir(tmp.path()).run();
+    out.code(0);
+    assert_eq!(
+        json(&out),
+        serde_json::json!([
+            {
+                "stack": "app",
+                "file": "stacks/app.yaml",
+                "environments": [
+                    { "name": "base-env", "targets": ["kubernetes", "compose"], "components": ["monitoring"] },
+                    { "name": "child", "targets": ["kubernetes"], "components": ["monitoring", "tracing"] },
+                    { "name": "plain", "targets": ["kubernetes", "compose"], "components": [] },
+                ]
+            },
+            {
+                "stack": "zeta",
+                "file": "stacks/zeta.yaml",
+                "environments": [{ "name": "default", "targets": ["kubernetes"], "components": [] }]
+            }
+        ])
+    );
+    // The text form says the same.
+    let out = Test::new().args(["list", "--stacks", "stacks"]).current_dir(tmp.path()).run();
+    out.code(0)
+        .stdout_has("  child: kubernetes (components: monitoring, tracing)\n")
+        .stdout_has("  plain: kubernetes, compose\n");
+}
+
+#[test]
+fn schema_command_prints_the_committed_schema() {
+    let tmp = tempdir();
+    let out = Test::new().arg("schema").current_dir(tmp.path()).run();
+    out.code(0);
+    let printed = json(&out);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/stack.schema.json");
+    let committed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(printed == committed, "`stackgen schema` differs from {}; regenerate it", path.display());
+    assert!(printed["properties"]["services"].is_object(), "not the stack schema: {printed}");
+    assert_eq!(tree(tmp.path()).len(), 0);
+}
+
+#[test]
+fn new_writes_a_starter_that_renders() {
+    let tmp = tempdir();
+    let stacks = tmp.path().join("stacks");
+    let out = Test::new().args(["new", "shop", "--stacks"]).arg(&stacks).current_dir(tmp.path()).run();
+    out.code(0).stdout_has("shop.yaml");
+    let files = tree(&stacks);
+    assert_eq!(files.keys().collect::<Vec<_>>(), ["shop.yaml", "stack.schema.json"]);
+    let schema = Test::new().arg("schema").current_dir(tmp.path()).run();
+    assert_eq!(std::str::from_utf8(&files["stack.schema.json"]).unwrap(), schema.code(0).stdout);
+    let starter: serde_yaml::Value = serde_yaml::from_slice(&files["shop.yaml"]).unwrap();
+    assert_eq!(starter["name"], "shop");
+
+    // A second run refuses to overwrite.
+    std::fs::write(stacks.join("shop.yaml"), "name: shop # mine\n").unwrap();
+    let out = Test::new().args(["new", "shop", "--stacks"]).arg(&stacks).current_dir(tmp.path()).run();
+    out.code(2).stderr_has("already exists");
+    assert_eq!(std::fs::read_to_string(stacks.join("shop.yaml")).unwrap(), "name: shop # mine\n");
+    std::fs::write(stacks.join("shop.yaml"), &files["shop.yaml"]).unwrap();
+
+    // Names that are not DNS labels write nothing.
+    for bad in ["Shop", "a/b", "shop-", "sh_op", ""] {
+        let out = Test::new().args(["new", bad, "--stacks"]).arg(&stacks).current_dir(tmp.path()).run();
+        out.code(2);
+        assert!(out.stderr.contains("not a valid stack name"), "{bad:?}: {}", out.stderr);
+    }
+    assert_eq!(tree(tmp.path()).len(), 2, "{:#?}", tree(tmp.path()).keys());
+
+    // The starter renders as is, for both targets.
+    let out = Test::new()
+        .args(["render", "--all", "--stacks"])
+        .arg(&stacks)
+        .args(["--out", "out"])
+        .current_dir(tmp.path())
+        .run();
+    out.code(0);
+    assert_eq!(out.stderr, "", "the starter renders with warnings");
+    let rendered = tree(&tmp.path().join("out"));
+    for dir in ["kubernetes", "compose"] {
+        assert!(
+            rendered.keys().any(|k| k.starts_with("shop/") && k.contains(&format!("/{dir}/"))),
+            "no {dir} tree: {:#?}",
+            rendered.keys()
+        );
+    }
+    assert!(rendered.keys().any(|k| k.ends_with("/kubernetes/kustomization.yaml")));
+    assert!(rendered.keys().any(|k| k.ends_with("/compose/compose.yaml")));
+}
+
+#[test]
+fn completions_for_every_shell() {
+    let tmp = tempdir();
+    let mut seen = Vec::new();
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = Test::new().args(["completions", shell]).current_dir(tmp.path()).run();
+        out.code(0);
+        assert!(out.stdout.contains("render"), "{shell} completions do not mention `render`");
+        assert!(out.stdout.contains("templates"), "{shell} completions do not mention `templates`");
+        assert!(!seen.contains(&out.stdout), "{shell} completions are the same as another shell's");
+        seen.push(out.stdout.clone());
+    }
+    Test::new().args(["completions", "tcsh"]).current_dir(tmp.path()).run().code(2);
+    assert_eq!(tree(tmp.path()).len(), 0);
+}
+
+#[test]
+fn templates_list_and_export() {
+    let tmp = tempdir();
+    let out = Test::new().args(["templates", "list"]).current_dir(tmp.path()).run();
+    out.code(0);
+    let listed: Vec<&str> = out.stdout.lines().collect();
+    assert!(listed.contains(&"kubernetes/deployment.yaml.j2"), "{listed:?}");
+    let repo_templates = tree(&common::repo().join("templates"));
+    let j2: Vec<&str> = repo_templates.keys().map(String::as_str).filter(|k| k.ends_with(".j2")).collect();
+    assert_eq!(listed, j2, "the embedded templates are not those of templates/");
+
+    let out = Test::new().args(["templates", "export", "tpl"]).current_dir(tmp.path()).run();
+    out.code(0);
+    let exported = tree(&tmp.path().join("tpl"));
+    assert_eq!(exported.keys().map(String::as_str).collect::<Vec<_>>(), listed);
+    for (k, v) in &exported {
+        assert!(v == &repo_templates[k], "exported {k} differs from templates/{k}");
+    }
+
+    // Without --force an existing file is not overwritten, and nothing else is written.
+    let job = tmp.path().join("tpl/kubernetes/job.yaml.j2");
+    let edited = format!("{}{{# local edit #}}\n", std::fs::read_to_string(&job).unwrap());
+    std::fs::write(&job, &edited).unwrap();
+    let before = tree(tmp.path());
+    let out = Test::new().args(["templates", "export", "tpl"]).current_dir(tmp.path()).run();
+    out.code(2).stderr_has("--force");
+    assert_eq!(tree(tmp.path()), before);
+    let partial = tempdir();
+    write(partial.path(), "tpl/kubernetes/job.yaml.j2", "mine\n");
+    Test::new().args(["templates", "export", "tpl"]).current_dir(partial.path()).run().code(2);
+    assert_eq!(tree(&partial.path().join("tpl")).keys().collect::<Vec<_>>(), ["kubernetes/job.yaml.j2"]);
+
+    let out = Test::new().args(["templates", "export", "tpl", "--force"]).current_dir(tmp.path()).run();
+    out.code(0);
+    assert_eq!(tree(&tmp.path().join("tpl")), exported, "--force did not restore the templates");
+
+    // The exported templates render exactly what the embedded ones do.
+    Test::new().args(["render", "--all", "--quiet", "--out", "embedded"]).current_dir(tmp.path()).run().code(0);
+    Test::new()
+        .args(["render", "--all", "--quiet", "--out", "exported", "--templates", "tpl"])
+        .current_dir(tmp.path())
+        .run()
+        .code(0);
+    let a = tree(&tmp.path().join("embedded"));
+    let b = tree(&tmp.path().join("exported"));
+    assert!(a.len() > 10, "{:#?}", a.keys());
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert!(v == &b[k], "{k} differs when rendered with the exported templates");
+    }
+}
+
+/// Renders `loops` with one template overridden by the repository's copy
+/// edited with `edit`; checks it failed with exit 2 and wrote nothing.
+fn invalid_output_override(template: &str, edit: impl Fn(&str) -> String, extra: &[&str]) -> common::Output {
+    let tmp = tempdir();
+    let original = std::fs::read_to_string(common::repo().join("templates").join(template)).unwrap();
+    let edited = edit(&original);
+    assert_ne!(edited, original, "the edit of {template} matched nothing");
+    write(tmp.path(), &format!("tpl/{template}"), edited);
+    let out = Test::new().args(["render", "loops", "--templates", "tpl"]).args(extra).current_dir(tmp.path()).run();
+    out.code(2);
+    assert!(!tmp.path().join("rendered").exists(), "an invalid render wrote files");
+    out
+}
+
+fn misspelled_service_field(tpl: &str) -> String {
+    tpl.replacen("\nspec:\n", "\nspec:\n  sessionAffinty: None\n", 1)
+}
+
+#[test]
+fn unknown_kubernetes_field_in_a_template_override_is_caught() {
+    let out = invalid_output_override("kubernetes/service.yaml.j2", misspelled_service_field, &[]);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("sessionAffinty"))
+        .unwrap_or_else(|| panic!("no problem reported for the field:\n{}", out.stderr));
+    let file = line.trim().split(':').next().unwrap();
+    assert!(
+        file.starts_with("loops/prod/kubernetes/service-") && file.ends_with(".yaml"),
+        "does not name the output file: {line}"
+    );
+    for needle in ["`.spec.sessionAffinty`", "unknown field", "did you mean `sessionAffinity`", "Kubernetes 1.32"] {
+        assert!(line.contains(needle), "{needle:?} missing from: {line}");
+    }
+    // The version checked against follows --kube-version.
+    let out =
+        invalid_output_override("kubernetes/service.yaml.j2", misspelled_service_field, &["--kube-version", "1.30"]);
+    out.stderr_has("Kubernetes 1.30");
+}
+
+#[test]
+fn unknown_compose_key_in_a_template_override_is_caught() {
+    let out = invalid_output_override(
+        "compose/compose.yaml.j2",
+        |t| {
+            t.replacen("    restart: {{ s.restart }}\n", "    restart: {{ s.restart }}\n    restart_polcy: always\n", 1)
+        },
+        &[],
+    );
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("restart_polcy"))
+        .unwrap_or_else(|| panic!("no problem reported for the key:\n{}", out.stderr));
+    for needle in ["loops/prod/compose/compose.yaml", "unknown field", "Compose Specification", ".services."] {
+        assert!(line.contains(needle), "{needle:?} missing from: {line}");
+    }
+}
+
+#[test]
+fn kube_version_option() {
+    let tmp = tempdir();
+    Test::new().args(["render", "loops", "--kube-version", "1.30"]).current_dir(tmp.path()).run().code(0);
+    assert!(tmp.path().join("rendered/loops/prod/kubernetes/kustomization.yaml").is_file());
+    let other = tempdir();
+    let out = Test::new().args(["render", "loops", "--kube-version", "1.99"]).current_dir(other.path()).run();
+    out.code(2).stderr_has("1.99");
+    assert_eq!(tree(other.path()).len(), 0);
+    Test::new().args(["validate", "loops", "--kube-version", "1.99"]).current_dir(other.path()).run().code(2);
+}
+
+#[test]
+fn network_without_dns_egress_warns() {
+    let tmp = fixture_dir("network-no-dns", "net");
+    let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
+    out.code(0).stderr_has("warning:").stderr_has("DNS").stderr_has("port 53");
+    let text = fixture_text("network-no-dns");
+    out.stderr_has(&format!("--> stacks/net.yaml:{}:", line_of(&text, "egress:")));
+    // With DNS allowed, no warning.
+    let fixed = text.replace("      ports: [443]\n", "      ports: [443, 53]\n");
+    assert_ne!(fixed, text);
+    write(tmp.path(), "stacks/net.yaml", fixed);
+    let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
+    out.code(0);
+    assert!(!out.stderr.contains("DNS"), "{}", out.stderr);
+}
+
+#[test]
+fn network_blocking_a_datastore_dependency_is_an_error() {
+    let tmp = fixture_dir("network-blocks-postgres", "net");
+    let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
+    out.code(2).stderr_has("5432").stderr_has("services.web.dependsOn[0]");
+    let text = fixture_text("network-blocks-postgres");
+    out.stderr_has(&format!("--> stacks/net.yaml:{}:", line_of(&text, "dependsOn:")));
+    assert!(!tmp.path().join("rendered").exists());
+    // An egress rule for PostgreSQL fixes it.
+    write(tmp.path(), "stacks/net.yaml", format!("{text}    - {{ cidr: 10.0.0.0/8, ports: [5432] }}\n"));
+    let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
+    out.code(0);
+    assert!(!out.stderr.contains("5432"), "{}", out.stderr);
+}
+
+#[test]
+fn task_renders_a_job_and_a_one_shot_service() {
+    let tmp = fixture_dir("tasks", "app");
+    Test::new().args(["render", "--all"]).current_dir(tmp.path()).run().code(0);
+    let root = tmp.path().join("rendered/app/default");
+    let job = yaml_file(&root.join("kubernetes/job-migrate.yaml"));
+    assert_eq!(job["apiVersion"], "batch/v1");
+    assert_eq!(job["kind"], "Job");
+    assert_eq!(job["metadata"]["name"], "migrate");
+    assert!(job["metadata"]["annotations"]["argocd.argoproj.io/hook"].is_string(), "{job:?}");
+    assert!(job["spec"]["ttlSecondsAfterFinished"].as_u64().is_some_and(|t| t > 0), "{job:?}");
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "ghcr.io/example/api:1.0");
+    assert_eq!(container["args"], serde_yaml::to_value(["migrate", "--yes"]).unwrap());
+    let kustomization = std::fs::read_to_string(root.join("kubernetes/kustomization.yaml")).unwrap();
+    assert!(kustomization.contains("job-migrate.yaml"), "{kustomization}");
+
+    let text = std::fs::read_to_string(root.join("compose/compose.yaml")).unwrap();
+    let compose: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let migrate = &compose["services"]["migrate"];
+    assert_eq!(migrate["image"], "ghcr.io/example/api:1.0");
+    assert_eq!(migrate["restart"], "no");
+    // Quoted: an unquoted `no` is a boolean in YAML 1.1.
+    let block = &text[text.find("\n  migrate:\n").expect("migrate service")..];
+    let block = &block[..block[1..].find("\n  api:\n").map_or(block.len(), |i| i + 1)];
+    assert!(block.contains("    restart: \"no\"\n"), "{block}");
+    assert!(migrate["depends_on"].get("api").is_none(), "the task waits for the service it gates: {text}");
+    assert_eq!(compose["services"]["api"]["depends_on"]["migrate"]["condition"], "service_completed_successfully");
+}
+
+#[test]
+fn build_only_service_is_rejected_for_kubernetes() {
+    let tmp = fixture_dir("build-only", "app");
+    let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
+    out.code(2).stderr_has("kubernetes").stderr_has("needs an `image`");
+    let text = fixture_text("build-only");
+    out.stderr_has(&format!("--> stacks/app.yaml:{}:", line_of(&text, "  api:")));
+    assert!(!tmp.path().join("rendered").exists());
+    // Compose builds it.
+    write(tmp.path(), "stacks/app.yaml", text.replace("targets: [kubernetes, compose]", "targets: [compose]"));
+    Test::new().args(["render", "--all"]).current_dir(tmp.path()).run().code(0);
+    let compose = yaml_file(&tmp.path().join("rendered/app/default/compose/compose.yaml"));
+    assert_eq!(compose["services"]["api"]["build"]["dockerfile"], "Dockerfile");
+}
+
+#[test]
+fn environment_extends_inherits_the_overlay() {
+    let tmp = fixture_dir("extends", "app");
+    Test::new().args(["render", "--all"]).current_dir(tmp.path()).run().code(0);
+    let root = tmp.path().join("rendered/app");
+    let web = |env: &str| yaml_file(&root.join(format!("{env}/kubernetes/deployment-web.yaml")));
+    let env_of = |d: &serde_yaml::Value| -> Vec<(String, String)> {
+        d["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_sequence()
+            .map(|s| {
+                s.iter()
+                    .map(|e| (e["name"].as_str().unwrap().to_string(), e["value"].as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let label = |d: &serde_yaml::Value| d["spec"]["template"]["metadata"]["labels"]["example.com/monitored"].clone();
+
+    let base = web("base-env");
+    assert_eq!(base["spec"]["replicas"], 3);
+    assert_eq!(label(&base), "yes");
+    assert_eq!(env_of(&base), [pair("LOG_LEVEL", "debug")]);
+
+    // child = base-env's overlay and components, then its own.
+    let child = web("child");
+    assert_eq!(child["spec"]["replicas"], 3, "child does not inherit base-env's replicas");
+    assert_eq!(label(&child), "yes", "child does not inherit base-env's component");
+    let env = env_of(&child);
+    for p in [pair("LOG_LEVEL", "debug"), pair("REGION", "eu"), pair("OTEL_EXPORTER", "otlp")] {
+        assert!(env.contains(&p), "{p:?} missing from child's env {env:?}");
+    }
+    assert_eq!(env.len(), 3, "{env:?}");
+
+    // Nothing leaks back or sideways.
+    let plain = web("plain");
+    assert_eq!(plain["spec"]["replicas"], 1);
+    assert!(label(&plain).is_null());
+    assert_eq!(env_of(&plain), [pair("LOG_LEVEL", "info")]);
+    // child replaced the target list; the others kept compose.
+    assert!(root.join("base-env/compose/compose.yaml").is_file());
+    assert!(root.join("plain/compose/compose.yaml").is_file());
+    assert!(!root.join("child/compose").exists());
+}
+
+#[test]
+fn environment_extends_cycle_is_an_error() {
+    let tmp = fixture_dir("extends-cycle", "app");
+    let text = fixture_text("extends-cycle");
+    for args in [&["render", "--all"][..], &["render", "app", "--env", "c"], &["list"], &["validate"]] {
+        let out = Test::new().args(args).current_dir(tmp.path()).run();
+        out.code(2).stderr_has("cycle").stderr_has(&format!("--> stacks/app.yaml:{}:", line_of(&text, "extends: b")));
+    }
+    assert!(!tmp.path().join("rendered").exists());
+    let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
+    snapshot!("cli-extends-cycle", out.stderr);
+}
+
+#[test]
+fn network_lint_counts_dns_egress_to_a_namespace() {
+    let text = fixture_text("network-namespace-scoped");
+    let tmp = tempdir();
+    // Without the datastore dependency: only the DNS lint applies.
+    let no_dep = text.replace("    dependsOn: [acid-db]\n", "");
+    assert_ne!(no_dep, text);
+    write(tmp.path(), "stacks/net.yaml", no_dep);
+    let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
+    out.code(0);
+    let policy =
+        std::fs::read_to_string(tmp.path().join("rendered/net/default/kubernetes/networkpolicy-net.yaml")).unwrap();
+    assert!(policy.contains("kubernetes.io/metadata.name: kube-system"), "{policy}");
+    assert!(!out.stderr.contains("DNS"), "false DNS warning for egress to kube-system on port 53:\n{}", out.stderr);
+}
+
+#[test]
+fn network_lint_counts_datastore_egress_to_the_stack_namespace() {
+    let tmp = fixture_dir("network-namespace-scoped", "net");
+    let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
+    out.code(0);
+    assert!(!out.stderr.contains("5432"), "{}", out.stderr);
+}
+
+#[test]
+fn diff_with_out_pointing_at_a_file_is_an_error() {
+    let tmp = tempdir();
+    write(tmp.path(), "afile", "x");
+    let render = Test::new().args(["render", "loops", "--check", "--out", "afile"]).current_dir(tmp.path()).run();
+    render.code(2).stderr_has("not a directory");
+    let out = Test::new().args(["diff", "loops", "--out", "afile"]).current_dir(tmp.path()).run();
+    out.code(2).stderr_has("not a directory");
+    assert_eq!(out.stdout, "");
+}

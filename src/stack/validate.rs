@@ -264,10 +264,15 @@ impl Checker<'_> {
         }
         if let Some(expose) = &svc.expose {
             for (i, p) in expose.ports.iter().enumerate() {
-                if let Some(n) = &p.name {
-                    if !is_port_name(n) {
-                        self.err(&format!("{base}.expose.ports[{i}].name"), format!("port name `{n}` is not valid (at most 15 lowercase letters, digits and `-`, with a letter)"));
-                    }
+                if let Some(n) = &p.name
+                    && !is_port_name(n)
+                {
+                    self.err(
+                        &format!("{base}.expose.ports[{i}].name"),
+                        format!(
+                            "port name `{n}` is not valid (at most 15 lowercase letters, digits and `-`, with a letter)"
+                        ),
+                    );
                 }
             }
             if let Some(n) = &expose.name {
