@@ -192,6 +192,12 @@ pub fn compare(root: &Path, plan: &Plan) -> Result<Changes> {
 /// Where file contents go. Tests inject failures through this.
 pub trait Sink {
     fn write_file(&mut self, path: &Path, bytes: &[u8]) -> std::io::Result<()>;
+
+    /// Makes the files written so far durable, before they are renamed
+    /// into place (so a crash leaves each file old or new, never empty).
+    fn flush(&mut self, _paths: &[PathBuf]) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The real filesystem.
@@ -200,8 +206,23 @@ pub struct Disk;
 impl Sink for Disk {
     fn write_file(&mut self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let mut f = fs::OpenOptions::new().write(true).create_new(true).open(path)?;
-        f.write_all(bytes)?;
-        f.sync_all()
+        f.write_all(bytes)
+    }
+
+    /// `fsync` waits on the disk, not the CPU: several threads overlap the
+    /// waits (one flush per file would dominate a large render).
+    fn flush(&mut self, paths: &[PathBuf]) -> std::io::Result<()> {
+        let threads = 8.min(paths.len().max(1));
+        let chunk = paths.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = paths
+                .chunks(chunk)
+                .map(|c| scope.spawn(move || c.iter().try_for_each(|p| fs::File::open(p)?.sync_data())))
+                .collect();
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().unwrap_or_else(|_| Err(std::io::Error::other("flush worker panicked"))))
+        })
     }
 }
 
@@ -238,6 +259,8 @@ pub fn apply(root: &Path, plan: &Plan, changes: &Changes, sink: &mut dyn Sink) -
             staged.push((tmp.clone(), dest.clone()));
             sink.write_file(&tmp, &plan.files[rel]).with_context(|| format!("cannot write `{}`", dest.display()))?;
         }
+        let tmps: Vec<PathBuf> = staged.iter().map(|(t, _)| t.clone()).collect();
+        sink.flush(&tmps).context("cannot flush the written files to disk")?;
         Ok(())
     })();
     if let Err(e) = result {

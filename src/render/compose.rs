@@ -27,7 +27,7 @@ pub struct ComposeView {
     pub name: String,
     pub services: Vec<ComposeService>,
     pub networks: Vec<NetworkView>,
-    pub volumes: Vec<String>,
+    pub volumes: indexmap::IndexSet<String>,
     pub configs: Vec<ConfigFile>,
     pub secrets: Vec<SecretView>,
     pub variables: Vec<Variable>,
@@ -139,7 +139,7 @@ struct Builder<'a> {
     variables: Vec<Variable>,
     configs: Vec<ConfigFile>,
     secrets: Vec<SecretView>,
-    volumes: Vec<String>,
+    volumes: indexmap::IndexSet<String>,
 }
 
 impl Builder<'_> {
@@ -250,9 +250,7 @@ impl Builder<'_> {
                 } else if vol.ephemeral && !shared(v) {
                     svc.tmpfs.push(literal(&m.path));
                 } else {
-                    if !self.volumes.contains(v) {
-                        self.volumes.push(v.clone());
-                    }
+                    self.volumes.insert(v.clone());
                     svc.volumes.push(format!("{v}:{}{ro}", literal(&m.path)));
                 }
             } else if let Some(c) = &m.config {
@@ -556,7 +554,7 @@ impl Builder<'_> {
             s.command.push(literal(&format!("{k}={v}")));
         }
         let data = format!("{name}-data");
-        self.volumes.push(data.clone());
+        self.volumes.insert(data.clone());
         s.volumes.push(format!("{data}:/var/lib/postgresql/data"));
         if !d.extensions.is_empty() {
             let cfg = format!("{name}-initdb");
@@ -622,7 +620,7 @@ impl Builder<'_> {
                 Some(dir) => bs.volumes.push(format!("{}:/backups", literal(dir))),
                 None => {
                     let vol = format!("{bname}-dumps");
-                    self.volumes.push(vol.clone());
+                    self.volumes.insert(vol.clone());
                     bs.volumes.push(format!("{vol}:/backups"));
                 }
             }
@@ -642,7 +640,8 @@ impl Builder<'_> {
 
 /// Builds the Compose view of a stack.
 pub fn build(stack: &Stack) -> ComposeView {
-    let mut b = Builder { stack, variables: Vec::new(), configs: Vec::new(), secrets: Vec::new(), volumes: Vec::new() };
+    let mut b =
+        Builder { stack, variables: Vec::new(), configs: Vec::new(), secrets: Vec::new(), volumes: Default::default() };
     let mut services = Vec::new();
     for (name, d) in &stack.datastores {
         b.datastore(name, d, &mut services);

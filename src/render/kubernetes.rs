@@ -13,7 +13,7 @@ use minijinja::value::Serde;
 use crate::render::datastore;
 use crate::render::view::{self, common_labels};
 use crate::stack::model::{Map, Stack, Target};
-use crate::stack::validate::mounted;
+use crate::stack::validate::volume_users;
 
 /// One object to render.
 pub struct Object {
@@ -110,8 +110,9 @@ pub fn plan(stack: &Stack, initdb: &Map<String>) -> Vec<Object> {
             ));
         }
     }
+    let users = volume_users(stack);
     for (key, vol) in &stack.volumes {
-        if !vol.ephemeral && vol.bind.is_none() && mounted(stack, key) {
+        if !vol.ephemeral && vol.bind.is_none() && users.contains_key(key.as_str()) {
             let item = Value::from(Serde(vol));
             objects.push(Object::new("v1", "PersistentVolumeClaim", key, "kubernetes/pvc.yaml.j2", item));
         }
@@ -316,10 +317,64 @@ fn namespace_labels(stack: &Stack) -> crate::stack::model::Map<String> {
     m
 }
 
+/// The stack as a template value, converted field by field on access: a
+/// template reads `stack.name` thousands of times, and converting a stack of
+/// thousands of services up front for each would dominate rendering.
+#[derive(Debug)]
+struct LazyStack(Stack);
+
+const STACK_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "targets",
+    "namespace",
+    "labels",
+    "services",
+    "volumes",
+    "secrets",
+    "configs",
+    "datastores",
+    "routes",
+    "tasks",
+    "verify",
+    "network",
+    "networks",
+    "gitops",
+];
+
+impl minijinja::value::Object for LazyStack {
+    fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
+        let s = &self.0;
+        Some(match key.as_str()? {
+            "name" => Value::from(s.name.as_str()),
+            "description" => Value::from(Serde(&s.description)),
+            "targets" => Value::from(Serde(&s.targets)),
+            "namespace" => Value::from(Serde(&s.namespace)),
+            "labels" => Value::from(Serde(&s.labels)),
+            "services" => Value::from(Serde(&s.services)),
+            "volumes" => Value::from(Serde(&s.volumes)),
+            "secrets" => Value::from(Serde(&s.secrets)),
+            "configs" => Value::from(Serde(&s.configs)),
+            "datastores" => Value::from(Serde(&s.datastores)),
+            "routes" => Value::from(Serde(&s.routes)),
+            "tasks" => Value::from(Serde(&s.tasks)),
+            "verify" => Value::from(Serde(&s.verify)),
+            "network" => Value::from(Serde(&s.network)),
+            "networks" => Value::from(Serde(&s.networks)),
+            "gitops" => Value::from(Serde(&s.gitops)),
+            _ => return None,
+        })
+    }
+
+    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Str(STACK_FIELDS)
+    }
+}
+
 /// Context every template receives.
 pub fn base_context(stack: &Stack, env: &str) -> Value {
     minijinja::context! {
-        stack => Serde(stack),
+        stack => Value::from_object(LazyStack(stack.clone())),
         env => env,
         namespace => &stack.namespace.name,
         labels => Serde(common_labels(stack)),

@@ -23,6 +23,30 @@ use kubernetes::Object;
 pub struct File {
     pub path: String,
     pub bytes: Vec<u8>,
+    /// The YAML document as parsed back (for YAML files), so validation
+    /// does not parse it again.
+    pub doc: Option<serde_json::Value>,
+}
+
+impl File {
+    fn text(path: String, bytes: Vec<u8>) -> File {
+        File { path, bytes, doc: None }
+    }
+}
+
+/// Runs `f` over `items` on up to the machine's parallelism, keeping order.
+/// Small inputs stay on one thread (spawning costs more than it saves).
+pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    if threads < 2 || items.len() < 64 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            items.chunks(chunk).map(|c| scope.spawn(|| c.iter().map(&f).collect::<Vec<R>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().expect("render worker panicked")).collect()
+    })
 }
 
 fn header(stack: &Stack, env: &str) -> String {
@@ -46,10 +70,10 @@ fn render_template(
 }
 
 /// Parses a rendered document back and checks it is the object expected.
-fn check_document(template: &str, text: &str, obj: Option<&Object>) -> Result<()> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(text)
+fn check_document(template: &str, text: &str, obj: Option<&Object>) -> Result<serde_json::Value> {
+    let doc: serde_json::Value = serde_yaml::from_str(text)
         .map_err(|e| anyhow!("template `{template}` produced invalid YAML: {e}\n--- output ---\n{text}"))?;
-    let Some(obj) = obj else { return Ok(()) };
+    let Some(obj) = obj else { return Ok(doc) };
     let kind = doc.get("kind").and_then(|k| k.as_str());
     let api = doc.get("apiVersion").and_then(|k| k.as_str());
     let name = doc.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str());
@@ -64,7 +88,7 @@ fn check_document(template: &str, text: &str, obj: Option<&Object>) -> Result<()
             name
         ));
     }
-    Ok(())
+    Ok(doc)
 }
 
 fn render_objects(
@@ -75,20 +99,24 @@ fn render_objects(
     objects: &[Object],
     base: &Value,
 ) -> Result<Vec<File>> {
-    let mut files = Vec::new();
     let head = header(stack, env);
-    for obj in objects {
+    let rendered = par_map(objects, |obj| -> Result<File> {
         let body = render_template(tpl_env, obj.template, base, &obj.item, &obj.name)?;
-        check_document(obj.template, &body, Some(obj))?;
-        files.push(File { path: format!("{dir}/{}", obj.file_name()), bytes: format!("{head}{body}").into_bytes() });
-    }
+        let doc = check_document(obj.template, &body, Some(obj))?;
+        Ok(File {
+            path: format!("{dir}/{}", obj.file_name()),
+            bytes: format!("{head}{body}").into_bytes(),
+            doc: Some(doc),
+        })
+    });
+    let mut files = rendered.into_iter().collect::<Result<Vec<File>>>()?;
     if !objects.is_empty() {
         let names: Vec<String> = objects.iter().map(Object::file_name).collect();
         let item = minijinja::context! { resources => names };
         let tpl = "kubernetes/kustomization.yaml.j2";
         let body = render_template(tpl_env, tpl, base, &item, "kustomization")?;
         check_document(tpl, &body, None)?;
-        files.push(File { path: format!("{dir}/kustomization.yaml"), bytes: format!("{head}{body}").into_bytes() });
+        files.push(File::text(format!("{dir}/kustomization.yaml"), format!("{head}{body}").into_bytes()));
     }
     Ok(files)
 }
@@ -111,7 +139,7 @@ pub fn render(tpl_env: &Environment<'static>, stack: &Stack, env: &str) -> Resul
     let sections = verify::sections(stack);
     let item = minijinja::context! { sections => minijinja::value::Serde(&sections) };
     let text = render_template(tpl_env, "VERIFY.md.j2", &base, &item, &stack.name)?;
-    files.push(File { path: format!("{root}/VERIFY.md"), bytes: text.into_bytes() });
+    files.push(File::text(format!("{root}/VERIFY.md"), text.into_bytes()));
     if stack.targets.contains(&crate::stack::model::Target::Compose) {
         files.extend(
             render_compose(tpl_env, stack, env, &format!("{root}/compose"), &base)
@@ -146,10 +174,14 @@ fn render_compose(
     let mut files = Vec::new();
     let tpl = "compose/compose.yaml.j2";
     let body = render_template(tpl_env, tpl, base, &item, &stack.name)?;
-    check_document(tpl, &body, None)?;
-    files.push(File { path: format!("{dir}/compose.yaml"), bytes: format!("{head}{body}").into_bytes() });
+    let doc = check_document(tpl, &body, None)?;
+    files.push(File {
+        path: format!("{dir}/compose.yaml"),
+        bytes: format!("{head}{body}").into_bytes(),
+        doc: Some(doc),
+    });
     let body = render_template(tpl_env, "compose/env-example.env.j2", base, &item, &stack.name)?;
-    files.push(File { path: format!("{dir}/.env.example"), bytes: format!("{head}{body}").into_bytes() });
+    files.push(File::text(format!("{dir}/.env.example"), format!("{head}{body}").into_bytes()));
     for f in &view.configs {
         let content = match f.file.strip_prefix("initdb/").and_then(|n| n.strip_suffix(".sql")) {
             Some(ds) => {
@@ -157,7 +189,7 @@ fn render_compose(
             }
             None => f.content.clone(),
         };
-        files.push(File { path: format!("{dir}/{}", f.file), bytes: content.into_bytes() });
+        files.push(File::text(format!("{dir}/{}", f.file), content.into_bytes()));
     }
     Ok(files)
 }

@@ -137,6 +137,14 @@ impl Checker<'_> {
         }
     }
 
+    /// `name` must be a key of `map` (a constant-time check; the
+    /// suggestion list is built only on failure).
+    fn reference_in<V>(&mut self, path: &str, what: &str, name: &str, map: &Map<V>) {
+        if !map.contains_key(name) {
+            self.reference(path, what, name, map.keys().map(String::as_str).collect());
+        }
+    }
+
     fn reference(&mut self, path: &str, what: &str, name: &str, known: Vec<&str>) {
         if known.contains(&name) {
             return;
@@ -195,8 +203,7 @@ impl Checker<'_> {
             self.err(&base, format!("service `{name}` has neither `image` nor `build`"));
         }
         for (i, n) in svc.networks.iter().enumerate() {
-            let known = self.stack.networks.keys().map(String::as_str).collect();
-            self.reference(&format!("{base}.networks[{i}]"), "network", n, known);
+            self.reference_in(&format!("{base}.networks[{i}]"), "network", n, &self.stack.networks);
         }
         let main = main_container(name, svc);
         let mut containers: Vec<(String, &Container)> = vec![(base.clone(), &main)];
@@ -290,11 +297,11 @@ impl Checker<'_> {
             }
         }
         for (i, dep) in svc.depends_on.iter().enumerate() {
-            let known: Vec<&str> =
-                self.stack.services.keys().chain(self.stack.datastores.keys()).map(String::as_str).collect();
+            let stack = self.stack;
             if dep == name {
                 self.err(&format!("{base}.dependsOn[{i}]"), "a service cannot depend on itself");
-            } else {
+            } else if !stack.services.contains_key(dep) && !stack.datastores.contains_key(dep) {
+                let known = stack.services.keys().chain(stack.datastores.keys()).map(String::as_str).collect();
                 self.reference(&format!("{base}.dependsOn[{i}]"), "dependency", dep, known);
             }
         }
@@ -390,8 +397,7 @@ impl Checker<'_> {
                 match (&r.secret, &r.config) {
                     (Some(s), None) => self.secret_key(&ep, s, &r.key),
                     (None, Some(cfg)) => {
-                        let known = self.stack.configs.keys().map(String::as_str).collect();
-                        self.reference(&format!("{ep}.config"), "config", cfg, known);
+                        self.reference_in(&format!("{ep}.config"), "config", cfg, &self.stack.configs);
                         if let Some(conf) = self.stack.configs.get(cfg)
                             && !conf.files.contains_key(&r.key)
                         {
@@ -458,8 +464,7 @@ impl Checker<'_> {
     }
 
     fn secret_key(&mut self, path: &str, secret: &str, key: &str) {
-        let known = self.stack.secrets.keys().map(String::as_str).collect();
-        self.reference(&format!("{path}.secret"), "secret", secret, known);
+        self.reference_in(&format!("{path}.secret"), "secret", secret, &self.stack.secrets);
         if let Some(s) = self.stack.secrets.get(secret) {
             let keys = secret_keys(s);
             if !keys.contains(&key) {
@@ -475,12 +480,10 @@ impl Checker<'_> {
     fn env_from(&mut self, path: &str, ef: &EnvFrom) {
         match (&ef.secret, &ef.config) {
             (Some(s), None) => {
-                let known = self.stack.secrets.keys().map(String::as_str).collect();
-                self.reference(&format!("{path}.secret"), "secret", s, known);
+                self.reference_in(&format!("{path}.secret"), "secret", s, &self.stack.secrets);
             }
             (None, Some(c)) => {
-                let known = self.stack.configs.keys().map(String::as_str).collect();
-                self.reference(&format!("{path}.config"), "config", c, known);
+                self.reference_in(&format!("{path}.config"), "config", c, &self.stack.configs);
             }
             _ => self.err(path, "give exactly one of `secret` or `config`"),
         }
@@ -489,16 +492,13 @@ impl Checker<'_> {
     fn mount(&mut self, path: &str, m: &Mount) {
         match (&m.volume, &m.config, &m.secret) {
             (Some(v), None, None) => {
-                let known = self.stack.volumes.keys().map(String::as_str).collect();
-                self.reference(&format!("{path}.volume"), "volume", v, known);
+                self.reference_in(&format!("{path}.volume"), "volume", v, &self.stack.volumes);
             }
             (None, Some(c), None) => {
-                let known = self.stack.configs.keys().map(String::as_str).collect();
-                self.reference(&format!("{path}.config"), "config", c, known);
+                self.reference_in(&format!("{path}.config"), "config", c, &self.stack.configs);
             }
             (None, None, Some(s)) => {
-                let known = self.stack.secrets.keys().map(String::as_str).collect();
-                self.reference(&format!("{path}.secret"), "secret", s, known);
+                self.reference_in(&format!("{path}.secret"), "secret", s, &self.stack.secrets);
             }
             _ => self.err(path, "a mount needs exactly one of `volume`, `config` or `secret`"),
         }
@@ -554,26 +554,15 @@ impl Checker<'_> {
     fn volumes_shared(&mut self) {
         // A single-attach claim used by several workloads pins them all to
         // one node; on another node a pod waits for the volume forever.
-        for (name, vol) in &self.stack.volumes {
-            let single = matches!(vol.access_mode, AccessMode::ReadWriteOnce | AccessMode::ReadWriteOncePod);
-            if !single || vol.ephemeral || vol.bind.is_some() {
-                continue;
-            }
-            let users: Vec<&String> = self
-                .stack
-                .services
-                .iter()
-                .filter(|(_, svc)| {
-                    svc.mounts
-                        .iter()
-                        .chain(svc.sidecars.values().flat_map(|c| &c.mounts))
-                        .chain(svc.init.values().flat_map(|c| &c.mounts))
-                        .any(|m| m.volume.as_deref() == Some(name))
-                })
-                .map(|(n, _)| n)
-                .collect();
-            if users.len() > 1 && self.stack.targets.contains(&Target::Kubernetes) {
-                let list = users.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ");
+        let users = volume_users(self.stack);
+        if self.stack.targets.contains(&Target::Kubernetes) {
+            for (name, vol) in &self.stack.volumes {
+                let single = matches!(vol.access_mode, AccessMode::ReadWriteOnce | AccessMode::ReadWriteOncePod);
+                let Some(list) = users.get(name.as_str()).filter(|u| u.len() > 1) else { continue };
+                if !single || vol.ephemeral || vol.bind.is_some() {
+                    continue;
+                }
+                let list = list.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ");
                 self.warn(
                     &format!("volumes.{name}.accessMode"),
                     format!("the {:?} volume `{name}` is mounted by {list}: their pods must share one node; use ReadWriteMany if they may not", vol.access_mode),
@@ -657,8 +646,7 @@ impl Checker<'_> {
                 self.err(&path, "declare the secret's `keys` so references to it can be checked");
             }
             if let Some(p) = &s.provided_by {
-                let known = self.stack.datastores.keys().map(String::as_str).collect();
-                self.reference(&format!("{path}.providedBy"), "datastore", p, known);
+                self.reference_in(&format!("{path}.providedBy"), "datastore", p, &self.stack.datastores);
             }
             for k in secret_keys(s) {
                 if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
@@ -677,8 +665,7 @@ impl Checker<'_> {
                 self.secret_key(&format!("{path}.password"), &p.secret, &p.key);
             }
             for (i, n) in d.networks.iter().enumerate() {
-                let known = self.stack.networks.keys().map(String::as_str).collect();
-                self.reference(&format!("{path}.networks[{i}]"), "network", n, known);
+                self.reference_in(&format!("{path}.networks[{i}]"), "network", n, &self.stack.networks);
             }
             if let Some(b) = &d.backup {
                 if let Some(n) = &b.name {
@@ -721,8 +708,7 @@ impl Checker<'_> {
             }
             for (db, owner) in &d.databases {
                 if !d.users.contains_key(owner) {
-                    let known = d.users.keys().map(String::as_str).collect();
-                    self.reference(&format!("{path}.databases.{db}"), "user", owner, known);
+                    self.reference_in(&format!("{path}.databases.{db}"), "user", owner, &d.users);
                 }
             }
         }
@@ -750,11 +736,9 @@ impl Checker<'_> {
                 .into_iter()
                 .chain(r.nginx_proxy.as_ref().and_then(|t| t.network.as_ref()))
             {
-                let known = self.stack.networks.keys().map(String::as_str).collect();
-                self.reference(&path, "network", n, known);
+                self.reference_in(&path, "network", n, &self.stack.networks);
             }
-            let known = self.stack.services.keys().map(String::as_str).collect();
-            self.reference(&format!("{path}.service"), "service", &r.service, known);
+            self.reference_in(&format!("{path}.service"), "service", &r.service, &self.stack.services);
             if let Some(svc) = self.stack.services.get(&r.service) {
                 match &svc.expose {
                     None => self.err(
@@ -848,8 +832,7 @@ impl Checker<'_> {
             }
             match &t.from {
                 Some(f) => {
-                    let known = s.services.keys().map(String::as_str).collect();
-                    self.reference(&format!("{path}.from"), "service", f, known);
+                    self.reference_in(&format!("{path}.from"), "service", f, &s.services);
                 }
                 None if t.image.is_none() => self.err(&path, "a task needs `image` or `from` (a service to reuse)"),
                 None => {}
@@ -861,8 +844,7 @@ impl Checker<'_> {
                 self.err(&path, "a task needs `command` or `args`");
             }
             for (i, b) in t.before.iter().enumerate() {
-                let known = s.services.keys().map(String::as_str).collect();
-                self.reference(&format!("{path}.before[{i}]"), "service", b, known);
+                self.reference_in(&format!("{path}.before[{i}]"), "service", b, &s.services);
             }
             for (k, v) in &t.env {
                 if let EnvValue::Ref(r) = v
@@ -902,8 +884,7 @@ impl Checker<'_> {
             let path = format!("verify[{i}]");
             match (&c.exec, &c.service) {
                 (Some(_), Some(svc)) => {
-                    let known = self.stack.services.keys().map(String::as_str).collect();
-                    self.reference(&format!("{path}.service"), "service", svc, known);
+                    self.reference_in(&format!("{path}.service"), "service", svc, &self.stack.services);
                 }
                 (Some(_), None) => self.err(&path, "a check with `exec` names the `service` it runs in"),
                 _ => {}
@@ -927,8 +908,9 @@ impl Checker<'_> {
                     self.err(&format!("services.{name}"), format!("service `{name}` has only `build`: the kubernetes target needs an `image` (build and push it, then name it)"));
                 }
             }
+            let users = volume_users(s);
             for (name, v) in &s.volumes {
-                if v.bind.is_some() && mounted(s, name) {
+                if v.bind.is_some() && users.contains_key(name.as_str()) {
                     self.err(&format!("volumes.{name}.bind"), format!("volume `{name}` is a host bind mount, which the kubernetes target cannot express; drop `kubernetes` from `targets` or use a persistent volume"));
                 }
             }
@@ -1021,15 +1003,30 @@ pub fn env_order(env: &Map<EnvValue>) -> Vec<&str> {
     out
 }
 
-/// Whether any container of any service mounts volume `name`.
-pub fn mounted(stack: &Stack, name: &str) -> bool {
-    stack.services.values().any(|svc| {
-        svc.mounts
+/// Volume name -> the services whose containers mount it, in one pass.
+pub fn volume_users(stack: &Stack) -> std::collections::HashMap<&str, Vec<&str>> {
+    let mut users: std::collections::HashMap<&str, Vec<&str>> = std::collections::HashMap::new();
+    for (name, svc) in &stack.services {
+        let mounts = svc
+            .mounts
             .iter()
             .chain(svc.sidecars.values().flat_map(|c| &c.mounts))
-            .chain(svc.init.values().flat_map(|c| &c.mounts))
-            .any(|m| m.volume.as_deref() == Some(name))
-    })
+            .chain(svc.init.values().flat_map(|c| &c.mounts));
+        for m in mounts {
+            if let Some(v) = &m.volume {
+                let list = users.entry(v.as_str()).or_default();
+                if !list.contains(&name.as_str()) {
+                    list.push(name);
+                }
+            }
+        }
+    }
+    users
+}
+
+/// Whether any container of any service mounts volume `name`.
+pub fn mounted(stack: &Stack, name: &str) -> bool {
+    volume_users(stack).contains_key(name)
 }
 
 /// `$(NAME)` references in a string (`$$(` escapes).

@@ -9,7 +9,7 @@ pub mod jsonschema;
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::render::File;
@@ -64,46 +64,51 @@ impl Validator {
 
     /// Checks every rendered YAML file; returns one message per problem.
     pub fn check(&self, files: &[File]) -> Vec<String> {
-        let mut problems = Vec::new();
-        let mut docs: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
+        let per_file = crate::render::par_map(files, |f| self.check_file(f));
+        let mut problems: Vec<String> = per_file.into_iter().flatten().collect();
+        let mut docs: BTreeMap<&str, Vec<(&str, &Value)>> = BTreeMap::new();
         for f in files {
-            let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d).to_string();
-            let is_kube = dir.ends_with("/kubernetes") || dir.ends_with("/gitops");
-            let is_compose = f.path.ends_with("/compose/compose.yaml");
-            if !(is_kube || is_compose) || !f.path.ends_with(".yaml") {
-                continue;
+            let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d);
+            if let (Some(v), true) = (&f.doc, dir.ends_with("/kubernetes")) {
+                docs.entry(dir).or_default().push((f.path.as_str(), v));
             }
-            let value: Value = match serde_yaml::from_slice::<serde_yaml::Value>(&f.bytes)
-                .map_err(|e| anyhow!("{e}"))
-                .and_then(|y| serde_json::to_value(y).map_err(|e| anyhow!("{e}")))
-            {
-                Ok(v) => v,
-                Err(e) => {
-                    problems.push(format!("{}: not valid YAML: {e}", f.path));
-                    continue;
-                }
-            };
-            if is_compose {
-                for v in Schema::new(&self.compose).check(&value) {
-                    problems.push(format!(
-                        "{}: `{}`: {} [Compose Specification]",
-                        f.path,
-                        path_or_root(&v.path),
-                        v.rule
-                    ));
-                }
-                continue;
-            }
-            if f.path.ends_with("/kustomization.yaml") {
-                continue;
-            }
-            problems.extend(self.check_object(&f.path, &value));
-            docs.entry(dir).or_default().push((f.path.clone(), value));
         }
         for (dir, objs) in &docs {
             problems.extend(lint_selectors(dir, objs));
         }
         problems
+    }
+
+    /// Problems of one file.
+    fn check_file(&self, f: &File) -> Vec<String> {
+        let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d);
+        let is_kube = dir.ends_with("/kubernetes") || dir.ends_with("/gitops");
+        let is_compose = f.path.ends_with("/compose/compose.yaml");
+        if !(is_kube || is_compose) || !f.path.ends_with(".yaml") {
+            return Vec::new();
+        }
+        let parsed;
+        let value = match &f.doc {
+            Some(v) => v,
+            None => match serde_yaml::from_slice::<Value>(&f.bytes) {
+                Ok(v) => {
+                    parsed = v;
+                    &parsed
+                }
+                Err(e) => return vec![format!("{}: not valid YAML: {e}", f.path)],
+            },
+        };
+        if is_compose {
+            return Schema::new(&self.compose)
+                .check(value)
+                .into_iter()
+                .map(|v| format!("{}: `{}`: {} [Compose Specification]", f.path, path_or_root(&v.path), v.rule))
+                .collect();
+        }
+        if f.path.ends_with("/kustomization.yaml") {
+            return Vec::new();
+        }
+        self.check_object(&f.path, value)
     }
 
     fn check_object(&self, file: &str, value: &Value) -> Vec<String> {
@@ -150,7 +155,9 @@ fn path_or_root(p: &str) -> &str {
 }
 
 /// A Service must select the pods of some workload in the same directory.
-fn lint_selectors(dir: &str, objs: &[(String, Value)]) -> Vec<String> {
+/// Workloads are indexed by label pair, so this stays linear in the number
+/// of objects.
+fn lint_selectors(dir: &str, objs: &[(&str, &Value)]) -> Vec<String> {
     let pod_labels: Vec<&serde_json::Map<String, Value>> = objs
         .iter()
         .filter_map(|(_, v)| {
@@ -163,13 +170,21 @@ fn lint_selectors(dir: &str, objs: &[(String, Value)]) -> Vec<String> {
             v.pointer(ptr).and_then(Value::as_object)
         })
         .collect();
+    let mut by_pair: std::collections::HashMap<(&str, &Value), Vec<usize>> = std::collections::HashMap::new();
+    for (i, labels) in pod_labels.iter().enumerate() {
+        for (k, v) in labels.iter() {
+            by_pair.entry((k.as_str(), v)).or_default().push(i);
+        }
+    }
     let mut out = Vec::new();
     for (file, v) in objs {
         if v.get("kind").and_then(Value::as_str) != Some("Service") {
             continue;
         }
         let Some(sel) = v.pointer("/spec/selector").and_then(Value::as_object) else { continue };
-        let matched = pod_labels.iter().any(|labels| sel.iter().all(|(k, val)| labels.get(k) == Some(val)));
+        let Some((k0, v0)) = sel.iter().next() else { continue };
+        let candidates = by_pair.get(&(k0.as_str(), v0)).map(Vec::as_slice).unwrap_or_default();
+        let matched = candidates.iter().any(|&i| sel.iter().all(|(k, val)| pod_labels[i].get(k) == Some(val)));
         if !matched {
             let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
             out.push(format!(

@@ -17,8 +17,12 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// Deepest nesting accepted in a stack file.
 pub const MAX_DEPTH: usize = 64;
-/// Most nodes a document may expand to once aliases are resolved.
-pub const MAX_NODES: usize = 250_000;
+/// Most nodes aliases may add to a document (the billion-laughs guard):
+/// each alias costs the size of what it repeats.
+pub const MAX_ALIAS_NODES: usize = 250_000;
+/// Most nodes a document may hold in all (a stack of 10,000 services is
+/// under a million).
+pub const MAX_NODES: usize = 20_000_000;
 
 /// A 1-based line and column in a source file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -103,6 +107,7 @@ struct Builder {
     documents: usize,
     anchors: HashMap<usize, (Value, usize)>,
     nodes: usize,
+    alias_nodes: usize,
     spans: HashMap<String, Pos>,
     error: Option<LoadError>,
 }
@@ -127,10 +132,19 @@ impl Builder {
     fn count(&mut self, n: usize, pos: Pos) -> bool {
         self.nodes += n;
         if self.nodes > MAX_NODES {
-            self.fail(pos, format!("document expands to more than {MAX_NODES} nodes (alias bomb?)"));
+            self.fail(pos, format!("document has more than {MAX_NODES} nodes"));
             return false;
         }
         true
+    }
+
+    fn count_alias(&mut self, n: usize, pos: Pos) -> bool {
+        self.alias_nodes += n;
+        if self.alias_nodes > MAX_ALIAS_NODES {
+            self.fail(pos, format!("aliases expand to more than {MAX_ALIAS_NODES} nodes (alias bomb?)"));
+            return false;
+        }
+        self.count(n, pos)
     }
 
     /// Adds a finished value to the enclosing collection.
@@ -215,7 +229,7 @@ impl MarkedEventReceiver for Builder {
                 let Some((value, weight)) = self.anchors.get(&id).cloned() else {
                     return self.fail(pos, "alias refers to an unknown anchor".into());
                 };
-                if !self.count(weight, pos) {
+                if !self.count_alias(weight, pos) {
                     return;
                 }
                 self.push_value(value, pos);

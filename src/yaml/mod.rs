@@ -4,4 +4,4 @@
 pub mod emit;
 mod load;
 
-pub use load::{LoadError, MAX_DEPTH, MAX_NODES, Pos, Spans, parse};
+pub use load::{LoadError, MAX_ALIAS_NODES, MAX_DEPTH, MAX_NODES, Pos, Spans, parse};
