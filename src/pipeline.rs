@@ -242,7 +242,7 @@ fn build(docs: &[Document], sel: &Selection, sources: &Sources) -> Result<(Plan,
             if failed {
                 continue;
             }
-            let files = render::render(&tpl_env, &resolved.stack, &env)?;
+            let files = render::render(&tpl_env, &validator, &resolved.stack, &env)?;
             problems.extend(validator.check(&files));
             plan.env_dirs.insert(format!("{}/{env}", doc.name));
             for f in files {

@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
         if stackgen::diagnostic::has_errors(&diags) {
             continue;
         }
-        if let Ok(files) = render::render(engine(), &resolved.stack, &env) {
+        if let Ok(files) = render::render(engine(), validator(), &resolved.stack, &env) {
             let _ = validator().check(&files);
         }
     }

@@ -17,20 +17,25 @@ use minijinja::Environment;
 use minijinja::value::Value;
 
 use crate::stack::model::Stack;
+use crate::validate::Validator;
 use kubernetes::Object;
 
 /// One rendered file, path relative to the output root.
 pub struct File {
     pub path: String,
     pub bytes: Vec<u8>,
-    /// The YAML document as parsed back (for YAML files), so validation
-    /// does not parse it again.
-    pub doc: Option<serde_json::Value>,
+    /// Problems schema validation found, when it ran while rendering
+    /// (`None`: not checked yet).
+    pub problems: Option<Vec<String>>,
+    /// What the cross-document lints need of a Kubernetes object (its
+    /// kind, name, selector or pod labels); the full document is dropped
+    /// once checked, so a large render does not hold every document.
+    pub lint: Option<serde_json::Value>,
 }
 
 impl File {
     fn text(path: String, bytes: Vec<u8>) -> File {
-        File { path, bytes, doc: None }
+        File { path, bytes, problems: None, lint: None }
     }
 }
 
@@ -93,6 +98,7 @@ fn check_document(template: &str, text: &str, obj: Option<&Object>) -> Result<se
 
 fn render_objects(
     tpl_env: &Environment<'static>,
+    validator: &Validator,
     stack: &Stack,
     env: &str,
     dir: &str,
@@ -103,11 +109,10 @@ fn render_objects(
     let rendered = par_map(objects, |obj| -> Result<File> {
         let body = render_template(tpl_env, obj.template, base, &obj.item, &obj.name)?;
         let doc = check_document(obj.template, &body, Some(obj))?;
-        Ok(File {
-            path: format!("{dir}/{}", obj.file_name()),
-            bytes: format!("{head}{body}").into_bytes(),
-            doc: Some(doc),
-        })
+        let path = format!("{dir}/{}", obj.file_name());
+        let problems = validator.check_object(&path, &doc);
+        let lint = crate::validate::lint_subset(&doc);
+        Ok(File { path, bytes: format!("{head}{body}").into_bytes(), problems: Some(problems), lint })
     });
     let mut files = rendered.into_iter().collect::<Result<Vec<File>>>()?;
     if !objects.is_empty() {
@@ -121,20 +126,36 @@ fn render_objects(
     Ok(files)
 }
 
-/// Renders every target of one stack environment.
-pub fn render(tpl_env: &Environment<'static>, stack: &Stack, env: &str) -> Result<Vec<File>> {
+/// Renders every target of one stack environment; every YAML document is
+/// checked against the embedded schemas as it is rendered (`File::problems`).
+pub fn render(tpl_env: &Environment<'static>, validator: &Validator, stack: &Stack, env: &str) -> Result<Vec<File>> {
     let base = kubernetes::base_context(stack, env);
     let root = format!("{}/{env}", stack.name);
     let mut initdb = crate::stack::model::Map::new();
     for (name, d) in stack.datastores.iter().filter(|(_, d)| !d.extensions.is_empty()) {
         initdb.insert(name.clone(), initdb_sql(tpl_env, &base, name, d)?);
     }
-    let mut files =
-        render_objects(tpl_env, stack, env, &format!("{root}/kubernetes"), &kubernetes::plan(stack, &initdb), &base)
-            .with_context(|| format!("rendering stack `{}` environment `{env}` for kubernetes", stack.name))?;
+    let mut files = render_objects(
+        tpl_env,
+        validator,
+        stack,
+        env,
+        &format!("{root}/kubernetes"),
+        &kubernetes::plan(stack, &initdb),
+        &base,
+    )
+    .with_context(|| format!("rendering stack `{}` environment `{env}` for kubernetes", stack.name))?;
     files.extend(
-        render_objects(tpl_env, stack, env, &format!("{root}/gitops"), &kubernetes::plan_gitops(stack), &base)
-            .with_context(|| format!("rendering stack `{}` environment `{env}` delivery objects", stack.name))?,
+        render_objects(
+            tpl_env,
+            validator,
+            stack,
+            env,
+            &format!("{root}/gitops"),
+            &kubernetes::plan_gitops(stack),
+            &base,
+        )
+        .with_context(|| format!("rendering stack `{}` environment `{env}` delivery objects", stack.name))?,
     );
     let sections = verify::sections(stack);
     let item = minijinja::context! { sections => minijinja::value::Serde(&sections) };
@@ -142,7 +163,7 @@ pub fn render(tpl_env: &Environment<'static>, stack: &Stack, env: &str) -> Resul
     files.push(File::text(format!("{root}/VERIFY.md"), text.into_bytes()));
     if stack.targets.contains(&crate::stack::model::Target::Compose) {
         files.extend(
-            render_compose(tpl_env, stack, env, &format!("{root}/compose"), &base)
+            render_compose(tpl_env, validator, stack, env, &format!("{root}/compose"), &base)
                 .with_context(|| format!("rendering stack `{}` environment `{env}` for compose", stack.name))?,
         );
     }
@@ -163,6 +184,7 @@ fn initdb_sql(
 /// `compose.yaml`, `.env.example` and the files the services mount.
 fn render_compose(
     tpl_env: &Environment<'static>,
+    validator: &Validator,
     stack: &Stack,
     env: &str,
     dir: &str,
@@ -175,11 +197,9 @@ fn render_compose(
     let tpl = "compose/compose.yaml.j2";
     let body = render_template(tpl_env, tpl, base, &item, &stack.name)?;
     let doc = check_document(tpl, &body, None)?;
-    files.push(File {
-        path: format!("{dir}/compose.yaml"),
-        bytes: format!("{head}{body}").into_bytes(),
-        doc: Some(doc),
-    });
+    let path = format!("{dir}/compose.yaml");
+    let problems = validator.check_compose(&path, &doc);
+    files.push(File { path, bytes: format!("{head}{body}").into_bytes(), problems: Some(problems), lint: None });
     let body = render_template(tpl_env, "compose/env-example.env.j2", base, &item, &stack.name)?;
     files.push(File::text(format!("{dir}/.env.example"), format!("{head}{body}").into_bytes()));
     for f in &view.configs {

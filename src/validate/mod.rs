@@ -62,14 +62,20 @@ impl Validator {
         Ok(Validator { kube, version: version.to_string(), crds, compose })
     }
 
-    /// Checks every rendered YAML file; returns one message per problem.
+    /// Problems of every rendered file: those found while rendering, a
+    /// check of any YAML file not checked yet, and the lints across files.
     pub fn check(&self, files: &[File]) -> Vec<String> {
-        let per_file = crate::render::par_map(files, |f| self.check_file(f));
-        let mut problems: Vec<String> = per_file.into_iter().flatten().collect();
+        let mut problems: Vec<String> = crate::render::par_map(files, |f| match &f.problems {
+            Some(p) => p.clone(),
+            None => self.check_file(f),
+        })
+        .into_iter()
+        .flatten()
+        .collect();
         let mut docs: BTreeMap<&str, Vec<(&str, &Value)>> = BTreeMap::new();
         for f in files {
             let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d);
-            if let (Some(v), true) = (&f.doc, dir.ends_with("/kubernetes")) {
+            if let (Some(v), true) = (&f.lint, dir.ends_with("/kubernetes")) {
                 docs.entry(dir).or_default().push((f.path.as_str(), v));
             }
         }
@@ -79,39 +85,32 @@ impl Validator {
         problems
     }
 
-    /// Problems of one file.
+    /// Problems of one file not checked while rendering.
     fn check_file(&self, f: &File) -> Vec<String> {
         let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d);
         let is_kube = dir.ends_with("/kubernetes") || dir.ends_with("/gitops");
         let is_compose = f.path.ends_with("/compose/compose.yaml");
-        if !(is_kube || is_compose) || !f.path.ends_with(".yaml") {
+        if !(is_kube || is_compose) || !f.path.ends_with(".yaml") || f.path.ends_with("/kustomization.yaml") {
             return Vec::new();
         }
-        let parsed;
-        let value = match &f.doc {
-            Some(v) => v,
-            None => match serde_yaml::from_slice::<Value>(&f.bytes) {
-                Ok(v) => {
-                    parsed = v;
-                    &parsed
-                }
-                Err(e) => return vec![format!("{}: not valid YAML: {e}", f.path)],
-            },
+        let value = match serde_yaml::from_slice::<Value>(&f.bytes) {
+            Ok(v) => v,
+            Err(e) => return vec![format!("{}: not valid YAML: {e}", f.path)],
         };
-        if is_compose {
-            return Schema::new(&self.compose)
-                .check(value)
-                .into_iter()
-                .map(|v| format!("{}: `{}`: {} [Compose Specification]", f.path, path_or_root(&v.path), v.rule))
-                .collect();
-        }
-        if f.path.ends_with("/kustomization.yaml") {
-            return Vec::new();
-        }
-        self.check_object(&f.path, value)
+        if is_compose { self.check_compose(&f.path, &value) } else { self.check_object(&f.path, &value) }
     }
 
-    fn check_object(&self, file: &str, value: &Value) -> Vec<String> {
+    /// A compose file against the Compose Specification.
+    pub fn check_compose(&self, file: &str, value: &Value) -> Vec<String> {
+        Schema::new(&self.compose)
+            .check(value)
+            .into_iter()
+            .map(|v| format!("{file}: `{}`: {} [Compose Specification]", path_or_root(&v.path), v.rule))
+            .collect()
+    }
+
+    /// A Kubernetes object against its Kubernetes or CRD schema.
+    pub fn check_object(&self, file: &str, value: &Value) -> Vec<String> {
         let api = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
         let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default();
         let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
@@ -152,6 +151,30 @@ impl Validator {
 
 fn path_or_root(p: &str) -> &str {
     if p.is_empty() { "." } else { p }
+}
+
+/// What the lints need of an object: kind, name, and the Service selector
+/// or the workload's pod labels.
+pub fn lint_subset(doc: &Value) -> Option<Value> {
+    let kind = doc.get("kind")?.clone();
+    let mut out = serde_json::json!({ "kind": kind, "metadata": { "name": doc.pointer("/metadata/name")? } });
+    for ptr in ["/spec/selector", "/spec/template/metadata/labels", "/spec/jobTemplate/spec/template/metadata/labels"] {
+        if let Some(v) = doc.pointer(ptr) {
+            let mut node = &mut out;
+            let parts: Vec<&str> = ptr.trim_start_matches('/').split('/').collect();
+            for (i, p) in parts.iter().enumerate() {
+                if i + 1 == parts.len() {
+                    node[*p] = v.clone();
+                } else {
+                    if node.get(*p).is_none() {
+                        node[*p] = serde_json::json!({});
+                    }
+                    node = &mut node[*p];
+                }
+            }
+        }
+    }
+    Some(out)
 }
 
 /// A Service must select the pods of some workload in the same directory.
