@@ -210,7 +210,7 @@ pub fn plan(stack: &Stack, initdb: &Map<String>) -> Vec<Object> {
             Value::from(Serde(net)),
         ));
     }
-    objects.sort_by_key(|o| sort_key(o.api_version, o.kind, &o.name));
+    objects.sort_by_cached_key(|o| sort_key(o.api_version, o.kind, &o.name));
     objects
 }
 
@@ -307,7 +307,7 @@ pub fn plan_gitops(stack: &Stack) -> Vec<Object> {
             Value::from(Serde(flux)),
         ));
     }
-    objects.sort_by_key(|o| sort_key(o.api_version, o.kind, &o.name));
+    objects.sort_by_cached_key(|o| sort_key(o.api_version, o.kind, &o.name));
     objects
 }
 

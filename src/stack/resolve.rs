@@ -365,7 +365,7 @@ pub fn merge(base: &mut Value, overlay: Value) {
 fn deserialize_all<T: DeserializeOwned>(mut value: Value, loc: &Locator<'_>) -> Result<T, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     for _ in 0..200 {
-        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+        match serde_path_to_error::deserialize::<_, T>(&value) {
             Ok(v) if errors.is_empty() => return Ok(v),
             Ok(_) => return Err(errors),
             Err(e) => {
