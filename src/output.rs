@@ -226,6 +226,18 @@ impl Sink for Disk {
     }
 }
 
+/// Undoes staging: removes the temporary files and the directories this
+/// run created (deepest first; a directory that is not empty stays).
+fn discard(staged: &[(PathBuf, PathBuf)], mut created_dirs: Vec<PathBuf>) {
+    for (tmp, _) in staged {
+        let _ = fs::remove_file(tmp);
+    }
+    created_dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    for d in created_dirs {
+        let _ = fs::remove_dir(d);
+    }
+}
+
 /// Applies the plan: writes changed files, removes stale owned files.
 pub fn apply(root: &Path, plan: &Plan, changes: &Changes, sink: &mut dyn Sink) -> Result<()> {
     let pid = std::process::id();
@@ -264,13 +276,7 @@ pub fn apply(root: &Path, plan: &Plan, changes: &Changes, sink: &mut dyn Sink) -
         Ok(())
     })();
     if let Err(e) = result {
-        for (tmp, _) in &staged {
-            let _ = fs::remove_file(tmp);
-        }
-        created_dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        for d in created_dirs {
-            let _ = fs::remove_dir(d);
-        }
+        discard(&staged, created_dirs);
         return Err(e);
     }
     // Move each old file aside and the new one in; on any failure put
@@ -309,13 +315,7 @@ pub fn apply(root: &Path, plan: &Plan, changes: &Changes, sink: &mut dyn Sink) -
                 }
             }
         }
-        for (tmp, _) in &staged {
-            let _ = fs::remove_file(tmp);
-        }
-        created_dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        for d in created_dirs {
-            let _ = fs::remove_dir(d);
-        }
+        discard(&staged, created_dirs);
         return Err(e);
     }
     for (_, backup) in done {
