@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use crate::cli::{
     Cli, Command, DiffArgs, Format, ListArgs, NewArgs, RenderArgs, Selection, Sources, TemplatesCommand, ValidateArgs,
@@ -236,13 +236,13 @@ fn build(docs: &[Document], sel: &Selection, sources: &Sources) -> Result<(Plan,
                     continue;
                 }
             };
-            let mut found = validate(&resolved.stack, &doc.name, &doc.locator(&env));
+            let mut found = validate(&resolved, &doc.name, &doc.locator(&env));
             let failed = has_errors(&found);
             diags.append(&mut found);
             if failed {
                 continue;
             }
-            let files = render::render(&tpl_env, &validator, &resolved.stack, &env)?;
+            let files = render::render(&tpl_env, &validator, &resolved, &env)?;
             problems.extend(validator.check(&files));
             plan.env_dirs.insert(format!("{}/{env}", doc.name));
             for f in files {
@@ -394,7 +394,7 @@ fn list_cmd(a: &ListArgs) -> Result<(), Failure> {
         for env in doc.env_names() {
             match doc.resolve(&env) {
                 Ok(r) => {
-                    let targets: Vec<&str> = r.stack.targets.iter().map(|t| t.as_str()).collect();
+                    let targets: Vec<&str> = r.targets.iter().map(|t| t.as_str()).collect();
                     let components = doc.components_of(&env);
                     envs.push(serde_json::json!({ "name": env, "targets": targets, "components": components }));
                 }
@@ -430,7 +430,7 @@ fn validate_cmd(a: &ValidateArgs) -> Result<(), Failure> {
     let (plan, warnings) = build(&docs, &a.selection, &a.sources)?;
     print_diagnostics(&warnings);
     if plan.files.is_empty() {
-        bail_other("nothing to validate")?;
+        return Err(Failure::Other(anyhow::anyhow!("nothing to validate")));
     }
     println!(
         "ok: {} stack{}, {} files rendered in memory",
@@ -439,9 +439,4 @@ fn validate_cmd(a: &ValidateArgs) -> Result<(), Failure> {
         plan.files.len()
     );
     Ok(())
-}
-
-fn bail_other(msg: &str) -> Result<(), Failure> {
-    let r: Result<()> = (|| bail!("{msg}"))();
-    r.map_err(Failure::Other)
 }

@@ -28,11 +28,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(doc) = Document::parse(&src) else { return };
     for env in doc.env_names() {
         let Ok(resolved) = doc.resolve(&env) else { continue };
-        let diags = validate(&resolved.stack, &doc.name, &doc.locator(&env));
+        let diags = validate(&resolved, &doc.name, &doc.locator(&env));
         if stackgen::diagnostic::has_errors(&diags) {
             continue;
         }
-        if let Ok(files) = render::render(engine(), validator(), &resolved.stack, &env) {
+        if let Ok(files) = render::render(engine(), validator(), &resolved, &env) {
             let _ = validator().check(&files);
         }
     }

@@ -19,7 +19,7 @@ use crate::render::view::{self, common_labels};
 use crate::stack::model::{
     Container, Datastore, EnvFrom, EnvValue, Map, Mount, Probe, Quantities, Restart, Service, Stack,
 };
-use crate::stack::validate::{main_container, main_name};
+use crate::stack::validate::main_container;
 
 /// The whole compose directory, ready for the templates.
 #[derive(Debug, Serialize)]
@@ -428,13 +428,12 @@ impl Builder<'_> {
     }
 
     fn service(&mut self, name: &str, svc: &Service, out: &mut Vec<ComposeService>) {
-        let main = main_container(name, svc);
+        let main = main_container(svc);
         let all: Vec<&Container> =
             std::iter::once(&main).chain(svc.sidecars.values()).chain(svc.init.values()).collect();
         let count = |v: &str| all.iter().filter(|c| c.mounts.iter().any(|m| m.volume.as_deref() == Some(v))).count();
         let shared = |v: &str| count(v) > 1;
         let mut s = self.container(name.to_string(), &main, &shared);
-        let _ = main_name(name, svc);
         s.build = svc.build.as_ref().map(|b| BuildView {
             context: literal(&b.context),
             dockerfile: b.dockerfile.as_deref().map(literal),

@@ -10,11 +10,6 @@ use serde_json::json;
 
 use crate::stack::model::{Datastore, DatastoreMapping, Service, Stack, Volume};
 
-/// Host the database answers on inside the cluster.
-pub fn host(name: &str) -> String {
-    name.to_string()
-}
-
 /// The secret reference holding the owner's password: the declared one, or
 /// the secret the Zalando operator creates for the owner.
 pub fn password_ref(stack: &Stack, name: &str, d: &Datastore) -> (String, String) {
@@ -126,7 +121,8 @@ pub fn backup_job(stack: &Stack, name: &str, d: &Datastore) -> Option<(Stack, Se
         "image": b.image.clone().unwrap_or_else(|| format!("prodrigestivill/postgres-backup-local:{major}")),
         "command": ["/backup.sh"],
         "env": {
-            "POSTGRES_HOST": host(name),
+            // The datastore's Service (StatefulSet) or cluster (Zalando) name.
+            "POSTGRES_HOST": name,
             "POSTGRES_DB": db,
             "POSTGRES_USER": owner,
             "POSTGRES_PASSWORD": { "secret": secret_key, "key": key },

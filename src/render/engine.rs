@@ -68,7 +68,7 @@ pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>> {
 }
 
 /// The embedded template of that relative path.
-pub fn embedded(name: &str) -> Option<&'static str> {
+fn embedded(name: &str) -> Option<&'static str> {
     crate::embedded::TEMPLATES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }
 

@@ -118,18 +118,13 @@ pub fn plan(stack: &Stack, initdb: &Map<String>) -> Vec<Object> {
         }
     }
     for (key, svc) in &stack.services {
-        if let (Some(m), Some(s)) = (&svc.metrics, view::service(stack, key, svc)) {
-            let port = s.ports.iter().find(|p| p.target == m.port).map(|p| p.name.clone());
-            let item = minijinja::context! { service => Serde(&s), port => port, path => &m.path };
-            objects.push(Object::new(
-                "monitoring.coreos.com/v1",
-                "ServiceMonitor",
-                key,
-                "kubernetes/servicemonitor.yaml.j2",
-                item,
-            ));
-        }
         if let Some(s) = view::service(stack, key, svc) {
+            if let Some(m) = &svc.metrics {
+                let port = s.ports.iter().find(|p| p.target == m.port).map(|p| p.name.clone());
+                let item = minijinja::context! { service => Serde(&s), port => port, path => &m.path };
+                let template = "kubernetes/servicemonitor.yaml.j2";
+                objects.push(Object::new("monitoring.coreos.com/v1", "ServiceMonitor", key, template, item));
+            }
             let name = s.name.clone();
             objects.push(Object::new("v1", "Service", &name, "kubernetes/service.yaml.j2", Value::from(Serde(s))));
         }
@@ -214,6 +209,10 @@ pub fn plan(stack: &Stack, initdb: &Map<String>) -> Vec<Object> {
     objects
 }
 
+fn network_policy(name: &str, item: Value) -> Object {
+    Object::new("networking.k8s.io/v1", "NetworkPolicy", name, "kubernetes/networkpolicy-network.yaml.j2", item)
+}
+
 /// Stack networks become NetworkPolicies: members of a network accept
 /// traffic from each other; services behind a route or a LoadBalancer also
 /// from outside, on their exposed ports.
@@ -226,14 +225,7 @@ fn network_policies(stack: &Stack, objects: &mut Vec<Object>) {
         let label = view::network_label(n);
         let sel: Map<String> = [(label, "member".to_string())].into_iter().collect();
         let item = minijinja::context! { selector => Serde(&sel), members => Serde(&sel), from_anywhere => false };
-        let name = format!("{}-network-{n}", stack.name);
-        objects.push(Object::new(
-            "networking.k8s.io/v1",
-            "NetworkPolicy",
-            &name,
-            "kubernetes/networkpolicy-network.yaml.j2",
-            item,
-        ));
+        objects.push(network_policy(&format!("{}-network-{n}", stack.name), item));
     }
     for (key, svc) in &stack.services {
         let routed = stack.routes.values().any(|r| r.service == *key);
@@ -254,14 +246,7 @@ fn network_policies(stack: &Stack, objects: &mut Vec<Object>) {
             external => lb,
             ports => ports,
         };
-        let name = format!("{key}-public");
-        objects.push(Object::new(
-            "networking.k8s.io/v1",
-            "NetworkPolicy",
-            &name,
-            "kubernetes/networkpolicy-network.yaml.j2",
-            item,
-        ));
+        objects.push(network_policy(&format!("{key}-public"), item));
     }
 }
 

@@ -55,8 +55,7 @@ fn kubernetes(stack: &Stack) -> Section {
         ]))),
         expect: None,
     }];
-    for (name, t) in &stack.tasks {
-        let _ = t;
+    for name in stack.tasks.keys() {
         checks.push(Check {
             description: format!("task `{name}` completed"),
             command: Some(shell(&words(&[
@@ -77,7 +76,7 @@ fn kubernetes(stack: &Stack) -> Section {
             command: Some(shell(&words(&["kubectl", "rollout", "status", "-n", ns, &format!("deployment/{name}")]))),
             expect: Some(format!("deployment \"{name}\" successfully rolled out")),
         });
-        let main = main_container(name, svc);
+        let main = main_container(svc);
         let main_name = crate::stack::validate::main_name(name, svc);
         for (cname, c) in std::iter::once((&main_name, &main)).chain(svc.sidecars.iter()) {
             let target = format!("deployment/{name}");

@@ -355,7 +355,7 @@ fn pod_volume_name(m: &crate::stack::model::Mount) -> String {
 
 /// The workload view of a service.
 pub fn workload(stack: &Stack, name: &str, svc: &Service) -> WorkloadView {
-    let main = main_container(name, svc);
+    let main = main_container(svc);
     let mut containers = vec![container(stack, &main_name(name, svc), &main)];
     containers.extend(svc.sidecars.iter().map(|(n, c)| container(stack, n, c)));
     let init_containers: Vec<ContainerView> = svc.init.iter().map(|(n, c)| container(stack, n, c)).collect();
@@ -440,7 +440,7 @@ pub fn workload(stack: &Stack, name: &str, svc: &Service) -> WorkloadView {
 /// The Service view of an exposed service, if it is exposed.
 pub fn service(stack: &Stack, name: &str, svc: &Service) -> Option<ServiceView> {
     let expose = svc.expose.as_ref()?;
-    let main = main_container(name, svc);
+    let main = main_container(svc);
     let ports_of = |target: &str| {
         std::iter::once(&main.ports).chain(svc.sidecars.values().map(|c| &c.ports)).find_map(|p| p.get(target)).cloned()
     };

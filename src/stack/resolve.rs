@@ -43,13 +43,6 @@ pub struct EnvDef {
     overlay: Value,
 }
 
-/// A stack resolved for one environment.
-#[derive(Debug, Clone)]
-pub struct Resolved {
-    pub env: String,
-    pub stack: Stack,
-}
-
 impl Document {
     /// Parses a source file and splits off environments and components.
     pub fn parse(src: &SourceFile) -> Result<Document, Vec<Diagnostic>> {
@@ -217,13 +210,12 @@ impl Document {
     }
 
     /// Merges the layers of `env` and deserialises them.
-    pub fn resolve(&self, env: &str) -> Result<Resolved, Vec<Diagnostic>> {
+    pub fn resolve(&self, env: &str) -> Result<Stack, Vec<Diagnostic>> {
         let mut merged = self.base.clone();
         for (_, overlay) in self.layers(env) {
             merge(&mut merged, overlay.clone());
         }
-        let stack: Stack = deserialize_all(merged, &self.locator(env))?;
-        Ok(Resolved { env: env.to_string(), stack })
+        deserialize_all(merged, &self.locator(env))
     }
 
     /// Locates field paths of the merged stack of `env`.

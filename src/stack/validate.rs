@@ -205,7 +205,7 @@ impl Checker<'_> {
         for (i, n) in svc.networks.iter().enumerate() {
             self.reference_in(&format!("{base}.networks[{i}]"), "network", n, &self.stack.networks);
         }
-        let main = main_container(name, svc);
+        let main = main_container(svc);
         let mut containers: Vec<(String, &Container)> = vec![(base.clone(), &main)];
         containers.extend(svc.sidecars.iter().map(|(n, c)| (format!("{base}.sidecars.{n}"), c)));
         let inits: Vec<(String, &Container)> = svc.init.iter().map(|(n, c)| (format!("{base}.init.{n}"), c)).collect();
@@ -1024,11 +1024,6 @@ pub fn volume_users(stack: &Stack) -> std::collections::HashMap<&str, Vec<&str>>
     users
 }
 
-/// Whether any container of any service mounts volume `name`.
-pub fn mounted(stack: &Stack, name: &str) -> bool {
-    volume_users(stack).contains_key(name)
-}
-
 /// `$(NAME)` references in a string (`$$(` escapes).
 pub fn var_refs(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -1064,7 +1059,7 @@ pub fn main_name(service: &str, svc: &Service) -> String {
 }
 
 /// The service's own container fields as a `Container`.
-pub fn main_container(_service: &str, svc: &Service) -> Container {
+pub fn main_container(svc: &Service) -> Container {
     Container {
         image: svc.image.clone().unwrap_or_default(),
         command: svc.command.clone(),
