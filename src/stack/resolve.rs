@@ -15,7 +15,7 @@ use serde_yaml::{Mapping, Value};
 use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::stack::model::Stack;
 use crate::stack::source::SourceFile;
-use crate::yaml::{Pos, Spans, parse};
+use crate::yaml::{Pos, Spans, parse_value};
 
 /// Name of the single environment of a stack that declares none.
 pub const DEFAULT_ENV: &str = "default";
@@ -27,7 +27,9 @@ pub struct Document {
     pub file: String,
     pub text: String,
     base: Value,
-    spans: Spans,
+    /// Positions of every field path, computed from `text` when a
+    /// diagnostic first needs one (most runs never do).
+    spans: std::sync::OnceLock<Spans>,
     /// Environment name -> (components it enables, overlay).
     pub environments: IndexMap<String, EnvDef>,
     components: IndexMap<String, Value>,
@@ -50,7 +52,7 @@ impl Document {
             Ok(t) => t.clone(),
             Err(why) => return Err(vec![Diagnostic::error(&src.display, why.clone())]),
         };
-        let (value, spans) = parse(&text).map_err(|e| {
+        let value = parse_value(&text).map_err(|e| {
             let mut d = Diagnostic::error(&src.display, e.message).at(Some(e.pos)).with_source(&text);
             if let Some(p) = e.path {
                 d = d.field(p);
@@ -74,8 +76,10 @@ impl Document {
             }
         };
         let mut errors = Vec::new();
+        let spans = std::sync::OnceLock::new();
         let err = |path: &str, msg: String| {
-            Diagnostic::error(&src.display, msg).at(spans.locate(path)).field(path).with_source(&text)
+            let at = spans.get_or_init(|| crate::yaml::spans(&text)).locate(path);
+            Diagnostic::error(&src.display, msg).at(at).field(path).with_source(&text)
         };
         let mut components = IndexMap::new();
         match map.remove("components") {
@@ -174,6 +178,21 @@ impl Document {
         })
     }
 
+    /// Drops the parsed layers once every environment needed was resolved;
+    /// name, file, text and environment names stay (for reports and
+    /// diagnostics). `resolve` must not be called afterwards.
+    pub fn release(&mut self) {
+        self.base = Value::Null;
+        self.components.clear();
+        for def in self.environments.values_mut() {
+            def.overlay = Value::Null;
+        }
+    }
+
+    fn spans(&self) -> &Spans {
+        self.spans.get_or_init(|| crate::yaml::spans(&self.text))
+    }
+
     /// Environment names in definition order (`default` when none are declared).
     pub fn env_names(&self) -> Vec<String> {
         if self.environments.is_empty() {
@@ -211,11 +230,16 @@ impl Document {
 
     /// Merges the layers of `env` and deserialises them.
     pub fn resolve(&self, env: &str) -> Result<Stack, Vec<Diagnostic>> {
+        let layers = self.layers(env);
+        if layers.is_empty() {
+            // No overlay: the base as it is (no copy of a large stack).
+            return deserialize_all(&self.base, &self.locator(env));
+        }
         let mut merged = self.base.clone();
-        for (_, overlay) in self.layers(env) {
+        for (_, overlay) in layers {
             merge(&mut merged, overlay.clone());
         }
-        deserialize_all(merged, &self.locator(env))
+        deserialize_all(&merged, &self.locator(env))
     }
 
     /// Locates field paths of the merged stack of `env`.
@@ -250,11 +274,11 @@ impl Locator<'_> {
         loop {
             for layer in &self.layers {
                 let full = format!("{layer}{p}");
-                if let Some(pos) = self.doc.spans.exact(&full) {
+                if let Some(pos) = self.doc.spans().exact(&full) {
                     return (Some(pos), format!("{layer}{path}"));
                 }
             }
-            if let Some(pos) = self.doc.spans.exact(p) {
+            if let Some(pos) = self.doc.spans().exact(p) {
                 return (Some(pos), path.to_string());
             }
             match p.rfind(['.', '[']) {
@@ -354,7 +378,12 @@ pub fn merge(base: &mut Value, overlay: Value) {
 
 /// Deserialises `value`, collecting every error: after each one the
 /// offending key is removed and deserialisation is retried.
-fn deserialize_all<T: DeserializeOwned>(mut value: Value, loc: &Locator<'_>) -> Result<T, Vec<Diagnostic>> {
+fn deserialize_all<T: DeserializeOwned>(value: &Value, loc: &Locator<'_>) -> Result<T, Vec<Diagnostic>> {
+    // The common case first, without tracking paths (only an error needs them).
+    if let Ok(v) = T::deserialize(value) {
+        return Ok(v);
+    }
+    let mut value = value.clone();
     let mut errors = Vec::new();
     for _ in 0..200 {
         match serde_path_to_error::deserialize::<_, T>(&value) {

@@ -72,7 +72,28 @@ pub struct LoadError {
 
 /// Parses one YAML document. An empty document yields `Value::Null`.
 pub fn parse(text: &str) -> Result<(Value, Spans), LoadError> {
-    let mut builder = Builder::default();
+    let (value, spans) = parse_with(text, true)?;
+    Ok((value, spans.unwrap_or_default()))
+}
+
+/// Parses one YAML document without recording positions (the common case:
+/// positions are only needed for a diagnostic, and `spans` finds them
+/// then). A failure is reported exactly as by `parse`.
+pub fn parse_value(text: &str) -> Result<Value, LoadError> {
+    match parse_with(text, false) {
+        Ok((value, _)) => Ok(value),
+        // Parse again with positions, for the failing field's path.
+        Err(e) => Err(parse_with(text, true).err().unwrap_or(e)),
+    }
+}
+
+/// Where each field path of `text` starts (empty if it does not parse).
+pub fn spans(text: &str) -> Spans {
+    parse_with(text, true).ok().and_then(|(_, s)| s).unwrap_or_default()
+}
+
+fn parse_with(text: &str, record: bool) -> Result<(Value, Option<Spans>), LoadError> {
+    let mut builder = Builder { record, ..Builder::default() };
     let mut parser = Parser::new_from_str(text);
     let parsed = parser.load(&mut builder, true);
     // The builder's own limits (depth, aliases, duplicates) are hit first
@@ -92,7 +113,7 @@ pub fn parse(text: &str) -> Result<(Value, Spans), LoadError> {
         return Err(LoadError { pos, message, path: None });
     }
     let value = builder.done.unwrap_or(Value::Null);
-    Ok((value, Spans { map: builder.spans }))
+    Ok((value, record.then_some(Spans { map: builder.spans })))
 }
 
 enum Frame {
@@ -108,6 +129,8 @@ struct Builder {
     anchors: HashMap<usize, (Value, usize)>,
     nodes: usize,
     alias_nodes: usize,
+    /// Whether paths and positions are recorded (`spans`).
+    record: bool,
     spans: HashMap<String, Pos>,
     error: Option<LoadError>,
 }
@@ -152,8 +175,10 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.done = Some(value),
             Some(Frame::Seq { items, path, .. }) => {
-                let p = format!("{path}[{}]", items.len());
-                self.spans.entry(p).or_insert(pos);
+                if self.record {
+                    let p = format!("{path}[{}]", items.len());
+                    self.spans.entry(p).or_insert(pos);
+                }
                 items.push(value);
             }
             Some(Frame::Map { map, pending_key, path, .. }) => match pending_key.take() {
@@ -169,18 +194,22 @@ impl Builder {
                         }
                     };
                     if map.contains_key(key.as_str()) {
+                        // Without `record` the message lacks the first
+                        // line; `parse_value` parses again with it.
                         let p = join(path, &key);
                         let first = self.spans.get(&p).copied();
                         let at = first.map(|f| format!(" (first defined at line {})", f.line)).unwrap_or_default();
                         self.fail(pos, format!("duplicate key `{key}`{at}"));
                         return;
                     }
-                    if map.is_empty() {
-                        let own = path.clone();
-                        self.spans.entry(own).or_insert(pos);
+                    if self.record {
+                        if map.is_empty() {
+                            let own = path.clone();
+                            self.spans.entry(own).or_insert(pos);
+                        }
+                        let p = join(path, &key);
+                        self.spans.insert(p, pos);
                     }
-                    let p = join(path, &key);
-                    self.spans.insert(p, pos);
                     *pending_key = Some((key, pos));
                 }
                 Some((key, _)) => {
@@ -190,7 +219,11 @@ impl Builder {
         }
     }
 
+    /// The path of the next collection (empty when not recording).
     fn child_path(&self) -> String {
+        if !self.record {
+            return String::new();
+        }
         self.current_child_path().unwrap_or_default()
     }
 }
@@ -242,7 +275,7 @@ impl MarkedEventReceiver for Builder {
                     return self.fail(pos, format!("nesting deeper than {MAX_DEPTH} levels"));
                 }
                 let path = self.child_path();
-                if let Some(Frame::Seq { .. }) | None = self.stack.last() {
+                if self.record && matches!(self.stack.last(), Some(Frame::Seq { .. }) | None) {
                     self.spans.entry(path.clone()).or_insert(pos);
                 }
                 self.stack.push(Frame::Seq { items: Vec::new(), path, anchor });

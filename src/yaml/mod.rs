@@ -2,6 +2,7 @@
 //! whose strings read back identically under YAML 1.1 and 1.2.
 
 pub mod emit;
+pub mod fast;
 mod load;
 
-pub use load::{LoadError, MAX_ALIAS_NODES, MAX_DEPTH, MAX_NODES, Pos, Spans, parse};
+pub use load::{LoadError, MAX_ALIAS_NODES, MAX_DEPTH, MAX_NODES, Pos, Spans, parse, parse_value, spans};
