@@ -117,7 +117,10 @@ pub fn plan(stack: &Stack, initdb: &Map<String>) -> Vec<Object> {
             objects.push(Object::new("v1", "PersistentVolumeClaim", key, "kubernetes/pvc.yaml.j2", item));
         }
     }
-    for (key, svc) in &stack.services {
+    // The views of many services are built in parallel, kept in order.
+    let services: Vec<_> = stack.services.iter().collect();
+    let per_service = super::par_map(&services, |(key, svc)| {
+        let mut objects = Vec::new();
         if let Some(s) = view::service(stack, key, svc) {
             if let Some(m) = &svc.metrics {
                 let port = s.ports.iter().find(|p| p.target == m.port).map(|p| p.name.clone());
@@ -130,7 +133,9 @@ pub fn plan(stack: &Stack, initdb: &Map<String>) -> Vec<Object> {
         }
         let w = view::workload(stack, key, svc);
         objects.push(Object::new("apps/v1", "Deployment", key, "kubernetes/deployment.yaml.j2", Value::from(Serde(w))));
-    }
+        objects
+    });
+    objects.extend(per_service.into_iter().flatten());
     for (key, ds) in &stack.datastores {
         match datastore::statefulset(stack, key, ds) {
             None => {

@@ -39,19 +39,48 @@ impl File {
     }
 }
 
-/// Runs `f` over `items` on up to the machine's parallelism, keeping order.
-/// Small inputs stay on one thread (spawning costs more than it saves).
-pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    if threads < 2 || items.len() < 64 {
+/// Runs `f` over `items` on up to the machine's parallelism (at most 8
+/// threads), keeping order. Threads take the next item as they finish one,
+/// so uneven items (a large environment beside small ones) still share the
+/// work. Fewer than `min` items stay on the calling thread (spawning costs
+/// more than it saves).
+pub fn par_map_min<T: Sync, R: Send>(items: &[T], min: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = parallelism().min(items.len());
+    if threads < 2 || items.len() < min {
         return items.iter().map(&f).collect();
     }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            items.chunks(chunk).map(|c| scope.spawn(|| c.iter().map(&f).collect::<Vec<R>>())).collect();
-        handles.into_iter().flat_map(|h| h.join().expect("render worker panicked")).collect()
-    })
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else { return done };
+            done.push((i, f(item)));
+        }
+    };
+    let mut all: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut all = work();
+        for h in handles {
+            all.extend(h.join().expect("render worker panicked"));
+        }
+        all
+    });
+    all.sort_unstable_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Threads to use: the machine's parallelism, at most 8. Asked once: the
+/// standard library reads the cgroup quota files on every call.
+fn parallelism() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8))
+}
+
+/// `par_map_min` for many small items (64 or more go parallel).
+pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    par_map_min(items, 64, f)
 }
 
 fn header(stack: &Stack, env: &str) -> String {
@@ -76,7 +105,7 @@ fn render_template(
 
 /// Parses a rendered document back and checks it is the object expected.
 fn check_document(template: &str, text: &str, obj: Option<&Object>) -> Result<serde_json::Value> {
-    let doc: serde_json::Value = serde_yaml::from_str(text)
+    let doc: serde_json::Value = crate::yaml::fast::parse_json(text)
         .map_err(|e| anyhow!("template `{template}` produced invalid YAML: {e}\n--- output ---\n{text}"))?;
     let Some(obj) = obj else { return Ok(doc) };
     let kind = doc.get("kind").and_then(|k| k.as_str());
@@ -135,13 +164,14 @@ pub fn render(tpl_env: &Environment<'static>, validator: &Validator, stack: &Sta
     for (name, d) in stack.datastores.iter().filter(|(_, d)| !d.extensions.is_empty()) {
         initdb.insert(name.clone(), initdb_sql(tpl_env, &base, name, d)?);
     }
+    let plan = kubernetes::plan(stack, &initdb);
     let mut files = render_objects(
         tpl_env,
         validator,
         stack,
         env,
         &format!("{root}/kubernetes"),
-        &kubernetes::plan(stack, &initdb),
+        &plan,
         &base,
     )
     .with_context(|| format!("rendering stack `{}` environment `{env}` for kubernetes", stack.name))?;

@@ -9,10 +9,10 @@
 //!
 //! Every error carries the JSON path of the offending value and the rule.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::RwLock;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// One violation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,23 +22,128 @@ pub struct Violation {
     pub rule: String,
 }
 
-/// A compiled-enough schema: the document and its root.
-pub struct Schema<'a> {
-    doc: &'a Value,
-    regexes: RefCell<HashMap<String, Option<regex_lite::Regex>>>,
-}
+/// The regular expressions of a schema document (`pattern` values and
+/// `patternProperties` keys), each compiled on first use and then shared
+/// by every check, on every thread. A pattern the engine cannot compile is
+/// remembered as `None`.
+#[derive(Debug, Default)]
+pub struct Patterns(RwLock<HashMap<String, Option<regex_lite::Regex>>>);
 
-impl<'a> Schema<'a> {
-    pub fn new(doc: &'a Value) -> Self {
-        Schema { doc, regexes: RefCell::new(HashMap::new()) }
+impl Patterns {
+    /// An empty cache.
+    pub fn new() -> Patterns {
+        Patterns::default()
     }
 
     /// Whether `text` matches `pattern`; a pattern the engine cannot
     /// compile matches everything (the checker errs towards accepting).
     fn matches(&self, pattern: &str, text: &str) -> bool {
-        let mut cache = self.regexes.borrow_mut();
-        let re = cache.entry(pattern.to_string()).or_insert_with(|| regex_lite::Regex::new(pattern).ok());
-        re.as_ref().is_none_or(|r| r.is_match(text))
+        // A poisoned lock only means another check panicked; the cache is
+        // still consistent (entries are inserted whole).
+        if let Some(re) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(pattern) {
+            return re.as_ref().is_none_or(|r| r.is_match(text));
+        }
+        let re = regex_lite::Regex::new(pattern).ok();
+        let ok = re.as_ref().is_none_or(|r| r.is_match(text));
+        self.0.write().unwrap_or_else(|e| e.into_inner()).insert(pattern.to_string(), re);
+        ok
+    }
+}
+
+enum Owned<'a> {
+    Borrowed(&'a Patterns),
+    Own(Patterns),
+}
+
+/// A schema document ready to check values against.
+pub struct Schema<'a> {
+    doc: &'a Value,
+    patterns: Owned<'a>,
+}
+
+/// Where a value sits, built into a string only when a violation needs it.
+#[derive(Clone, Copy)]
+enum At<'p> {
+    Root(&'p str),
+    Key(&'p At<'p>, &'p str),
+    Index(&'p At<'p>, usize),
+}
+
+impl At<'_> {
+    fn text(&self) -> String {
+        match self {
+            At::Root(p) => (*p).to_string(),
+            At::Key(parent, k) => format!("{}.{k}", parent.text()),
+            At::Index(parent, i) => format!("{}[{i}]", parent.text()),
+        }
+    }
+}
+
+/// The keywords of one schema node, read in one pass over its entries.
+#[derive(Default)]
+struct Keywords<'a> {
+    int_or_string: bool,
+    preserve_unknown: bool,
+    ty: Option<&'a Value>,
+    enumeration: Option<&'a Vec<Value>>,
+    constant: Option<&'a Value>,
+    pattern: Option<&'a str>,
+    minimum: Option<f64>,
+    maximum: Option<f64>,
+    all_of: Option<&'a Vec<Value>>,
+    one_of: Option<&'a Vec<Value>>,
+    any_of: Option<&'a Vec<Value>>,
+    properties: Option<&'a Map<String, Value>>,
+    required: Option<&'a Vec<Value>>,
+    pattern_properties: Option<&'a Map<String, Value>>,
+    additional: Option<&'a Value>,
+    items: Option<&'a Value>,
+}
+
+impl<'a> Keywords<'a> {
+    fn of(obj: &'a Map<String, Value>) -> Keywords<'a> {
+        let mut k = Keywords::default();
+        for (key, v) in obj {
+            match key.as_str() {
+                "x-kubernetes-int-or-string" => k.int_or_string = v.as_bool() == Some(true),
+                "x-kubernetes-preserve-unknown-fields" => k.preserve_unknown = v.as_bool() == Some(true),
+                "type" => k.ty = Some(v),
+                "enum" => k.enumeration = v.as_array(),
+                "const" => k.constant = Some(v),
+                "pattern" => k.pattern = v.as_str(),
+                "minimum" => k.minimum = v.as_f64(),
+                "maximum" => k.maximum = v.as_f64(),
+                "allOf" => k.all_of = v.as_array(),
+                "oneOf" => k.one_of = v.as_array(),
+                "anyOf" => k.any_of = v.as_array(),
+                "properties" => k.properties = v.as_object(),
+                "required" => k.required = v.as_array(),
+                "patternProperties" => k.pattern_properties = v.as_object(),
+                "additionalProperties" => k.additional = Some(v),
+                "items" => k.items = Some(v),
+                _ => {}
+            }
+        }
+        k
+    }
+}
+
+impl<'a> Schema<'a> {
+    /// A checker for `doc`, with its own pattern cache.
+    pub fn new(doc: &'a Value) -> Self {
+        Schema { doc, patterns: Owned::Own(Patterns::new()) }
+    }
+
+    /// A checker for `doc` sharing the pattern cache `patterns`.
+    pub fn with(doc: &'a Value, patterns: &'a Patterns) -> Self {
+        Schema { doc, patterns: Owned::Borrowed(patterns) }
+    }
+
+    fn matches(&self, pattern: &str, text: &str) -> bool {
+        match &self.patterns {
+            Owned::Borrowed(p) => p.matches(pattern, text),
+            Owned::Own(p) => p.matches(pattern, text),
+        }
     }
 
     /// Checks `value` against the document's root; returns every violation
@@ -50,16 +155,27 @@ impl<'a> Schema<'a> {
     /// Checks `value` against `node`, a schema inside the document.
     pub fn check_at(&self, node: &'a Value, value: &Value) -> Vec<Violation> {
         let mut out = Vec::new();
-        self.walk(node, value, "", &mut out, 0);
+        self.walk(node, value, &At::Root(""), &mut out, 0);
         out.truncate(50);
         out
     }
 
+    /// Follows `$ref`s into the same document (`#/a/b`).
     fn resolve(&self, mut s: &'a Value) -> &'a Value {
         for _ in 0..32 {
             let Some(r) = s.get("$ref").and_then(Value::as_str) else { return s };
             let Some(ptr) = r.strip_prefix('#') else { return s };
-            match self.doc.pointer(ptr) {
+            let target = if ptr.contains('~') {
+                self.doc.pointer(ptr)
+            } else {
+                // The common case, without the allocations of `pointer`.
+                ptr.split('/').skip(1).try_fold(self.doc, |node, token| match node {
+                    Value::Object(o) => o.get(token),
+                    Value::Array(a) => token.parse::<usize>().ok().and_then(|i| a.get(i)),
+                    _ => None,
+                })
+            };
+            match target {
                 Some(t) => s = t,
                 None => return s,
             }
@@ -67,26 +183,27 @@ impl<'a> Schema<'a> {
         s
     }
 
-    fn walk(&self, schema: &'a Value, v: &Value, path: &str, out: &mut Vec<Violation>, depth: usize) {
+    fn walk(&self, schema: &'a Value, v: &Value, at: &At<'_>, out: &mut Vec<Violation>, depth: usize) {
         if depth > 200 || out.len() >= 50 {
             return;
         }
         let s = self.resolve(schema);
         let Some(obj) = s.as_object() else {
             if s == &Value::Bool(false) {
-                out.push(Violation { path: path.into(), rule: "no value is allowed here".into() });
+                out.push(Violation { path: at.text(), rule: "no value is allowed here".into() });
             }
             return;
         };
-        let fail = |out: &mut Vec<Violation>, rule: String| out.push(Violation { path: path.to_string(), rule });
+        let kw = Keywords::of(obj);
+        let fail = |out: &mut Vec<Violation>, rule: String| out.push(Violation { path: at.text(), rule });
 
-        if obj.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
+        if kw.int_or_string {
             if !(v.is_string() || v.is_i64() || v.is_u64()) {
                 fail(out, format!("expected an integer or a string, found {}", kind(v)));
             }
             return;
         }
-        if let Some(t) = obj.get("type") {
+        if let Some(t) = kw.ty {
             let ok = match t {
                 Value::String(t) => type_ok(t, v),
                 Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(|t| type_ok(t, v)),
@@ -97,118 +214,110 @@ impl<'a> Schema<'a> {
                 return;
             }
         }
-        if let Some(e) = obj.get("enum").and_then(Value::as_array)
+        if let Some(e) = kw.enumeration
             && !e.contains(v)
         {
             let allowed: Vec<String> = e.iter().take(12).map(|x| x.to_string()).collect();
             fail(out, format!("{} is not one of {}", v, allowed.join(", ")));
         }
-        if let Some(c) = obj.get("const")
+        if let Some(c) = kw.constant
             && c != v
         {
             fail(out, format!("expected {c}, found {v}"));
         }
-        if let (Some(p), Some(text)) = (obj.get("pattern").and_then(Value::as_str), v.as_str())
+        if let (Some(p), Some(text)) = (kw.pattern, v.as_str())
             && !self.matches(p, text)
         {
             fail(out, format!("`{text}` does not match the pattern `{p}`"));
         }
         if let Some(n) = v.as_f64() {
-            if let Some(min) = obj.get("minimum").and_then(Value::as_f64)
+            if let Some(min) = kw.minimum
                 && n < min
             {
                 fail(out, format!("{n} is below the minimum {min}"));
             }
-            if let Some(max) = obj.get("maximum").and_then(Value::as_f64)
+            if let Some(max) = kw.maximum
                 && n > max
             {
                 fail(out, format!("{n} is above the maximum {max}"));
             }
         }
-        for key in ["allOf"] {
-            if let Some(all) = obj.get(key).and_then(Value::as_array) {
-                for sub in all {
-                    self.walk(sub, v, path, out, depth + 1);
-                }
-            }
+        for sub in kw.all_of.into_iter().flatten() {
+            self.walk(sub, v, at, out, depth + 1);
         }
-        for key in ["oneOf", "anyOf"] {
-            if let Some(alts) = obj.get(key).and_then(Value::as_array) {
-                let passing = alts
+        for (key, alts) in [("oneOf", kw.one_of), ("anyOf", kw.any_of)] {
+            let Some(alts) = alts else { continue };
+            let passing = alts
+                .iter()
+                .filter(|sub| {
+                    let mut o = Vec::new();
+                    self.walk(sub, v, at, &mut o, depth + 1);
+                    o.is_empty()
+                })
+                .count();
+            let ok = if key == "oneOf" { passing == 1 } else { passing >= 1 };
+            if !ok {
+                // Report the errors of the closest alternative.
+                let best = alts
                     .iter()
-                    .filter(|sub| {
+                    .map(|sub| {
                         let mut o = Vec::new();
-                        self.walk(sub, v, path, &mut o, depth + 1);
-                        o.is_empty()
+                        self.walk(sub, v, at, &mut o, depth + 1);
+                        o
                     })
-                    .count();
-                let ok = if key == "oneOf" { passing == 1 } else { passing >= 1 };
-                if !ok {
-                    // Report the errors of the closest alternative.
-                    let best = alts
-                        .iter()
-                        .map(|sub| {
-                            let mut o = Vec::new();
-                            self.walk(sub, v, path, &mut o, depth + 1);
-                            o
-                        })
-                        .min_by_key(Vec::len)
-                        .unwrap_or_default();
-                    if best.is_empty() {
-                        fail(out, format!("matches {passing} of the `{key}` alternatives, expected exactly one"));
-                    } else {
-                        out.extend(best);
-                    }
+                    .min_by_key(Vec::len)
+                    .unwrap_or_default();
+                if best.is_empty() {
+                    fail(out, format!("matches {passing} of the `{key}` alternatives, expected exactly one"));
+                } else {
+                    out.extend(best);
                 }
             }
         }
         match v {
             Value::Object(map) => {
-                let props = obj.get("properties").and_then(Value::as_object);
-                let preserve = obj.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true);
-                if let Some(req) = obj.get("required").and_then(Value::as_array) {
+                if let Some(req) = kw.required {
                     for r in req.iter().filter_map(Value::as_str) {
                         if !map.contains_key(r) {
                             fail(out, format!("missing required field `{r}`"));
                         }
                     }
                 }
-                let patterns = obj.get("patternProperties").and_then(Value::as_object);
                 for (k, child) in map {
-                    let child_path = format!("{path}.{k}");
-                    if let Some(ps) = props.and_then(|p| p.get(k)) {
-                        self.walk(ps, child, &child_path, out, depth + 1);
+                    let child_at = At::Key(at, k);
+                    if let Some(ps) = kw.properties.and_then(|p| p.get(k)) {
+                        self.walk(ps, child, &child_at, out, depth + 1);
                         continue;
                     }
                     let mut matched = false;
-                    for (pat, ps) in patterns.into_iter().flatten() {
+                    for (pat, ps) in kw.pattern_properties.into_iter().flatten() {
                         if self.matches(pat, k) {
                             matched = true;
-                            self.walk(ps, child, &child_path, out, depth + 1);
+                            self.walk(ps, child, &child_at, out, depth + 1);
                         }
                     }
                     if matched {
                         continue;
                     }
-                    match obj.get("additionalProperties") {
-                        Some(Value::Bool(false)) if !preserve => {
+                    match kw.additional {
+                        Some(Value::Bool(false)) if !kw.preserve_unknown => {
                             let known: Vec<&str> =
-                                props.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                                kw.properties.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
                             let mut rule = format!("unknown field `{k}`");
                             if let Some(s) = crate::diagnostic::did_you_mean(k, known.iter().copied()) {
                                 rule.push_str(&format!(" (did you mean `{s}`?)"));
                             }
-                            out.push(Violation { path: child_path, rule });
+                            out.push(Violation { path: child_at.text(), rule });
                         }
-                        Some(add @ Value::Object(_)) => self.walk(add, child, &child_path, out, depth + 1),
+                        Some(add @ Value::Object(_)) => self.walk(add, child, &child_at, out, depth + 1),
                         _ => {}
                     }
                 }
             }
             Value::Array(items) => {
-                if let Some(is) = obj.get("items") {
+                if let Some(is) = kw.items {
                     for (i, item) in items.iter().enumerate() {
-                        self.walk(is, item, &format!("{path}[{i}]"), out, depth + 1);
+                        self.walk(is, item, &At::Index(at, i), out, depth + 1);
                     }
                 }
             }

@@ -8,28 +8,53 @@
 pub mod jsonschema;
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::render::File;
-use jsonschema::Schema;
+use jsonschema::{Patterns, Schema};
 
 /// Kubernetes versions whose schemas are embedded.
 pub const KUBE_VERSIONS: &[&str] = &["1.30", "1.32"];
 /// The default Kubernetes version.
 pub const DEFAULT_KUBE_VERSION: &str = "1.32";
 
-/// The embedded schemas, parsed once.
+/// A parsed schema document with its patterns.
+type Parsed = (Value, Patterns);
+
+/// The embedded schemas, each parsed on first use (a render needs only
+/// some of them) and then shared by every check.
 pub struct Validator {
-    kube: Value,
+    kube: Parsed,
     version: String,
-    crds: BTreeMap<String, Value>,
-    compose: Value,
+    crds: BTreeMap<&'static str, (&'static str, OnceLock<Result<Parsed, String>>)>,
+    compose: OnceLock<Result<Parsed, String>>,
 }
 
 fn embedded(path: &str) -> Option<&'static str> {
     crate::embedded::SCHEMAS.iter().find(|(p, _)| *p == path).map(|(_, t)| *t)
+}
+
+/// Parses a CRD schema and closes it the way the API server treats it.
+fn parse_crd(path: &str, text: &str) -> Result<Parsed, String> {
+    let mut v: Value = serde_json::from_str(text).map_err(|e| format!("embedded schema {path}: {e}"))?;
+    // CRD schemas leave the root open; an unknown top-level field is
+    // still an error for the API server.
+    if let Some(o) = v.as_object_mut() {
+        o.entry("additionalProperties").or_insert(Value::Bool(false));
+        // Every object has these, whether the CRD lists them or not
+        // (metadata is checked as ObjectMeta separately).
+        if let Some(props) = o.entry("properties").or_insert(serde_json::json!({})).as_object_mut() {
+            for k in ["apiVersion", "kind"] {
+                props.entry(k).or_insert(serde_json::json!({ "type": "string" }));
+            }
+            props.entry("metadata").or_insert(serde_json::json!({ "type": "object" }));
+        }
+    }
+    let patterns = Patterns::new();
+    Ok((v, patterns))
 }
 
 impl Validator {
@@ -40,26 +65,24 @@ impl Validator {
             bail!("no schema for Kubernetes {version}; available: {}", KUBE_VERSIONS.join(", "));
         };
         let kube: Value = serde_json::from_str(text).context("embedded Kubernetes schema")?;
-        let mut crds = BTreeMap::new();
-        for (path, text) in crate::embedded::SCHEMAS.iter().filter(|(p, _)| p.starts_with("crds/")) {
-            let mut v: Value = serde_json::from_str(text).with_context(|| format!("embedded schema {path}"))?;
-            // CRD schemas leave the root open; an unknown top-level field is
-            // still an error for the API server.
-            if let Some(o) = v.as_object_mut() {
-                o.entry("additionalProperties").or_insert(Value::Bool(false));
-                // Every object has these, whether the CRD lists them or not
-                // (metadata is checked as ObjectMeta separately).
-                if let Some(props) = o.entry("properties").or_insert(serde_json::json!({})).as_object_mut() {
-                    for k in ["apiVersion", "kind"] {
-                        props.entry(k).or_insert(serde_json::json!({ "type": "string" }));
-                    }
-                    props.entry("metadata").or_insert(serde_json::json!({ "type": "object" }));
-                }
-            }
-            crds.insert((*path).to_string(), v);
-        }
-        let compose = serde_json::from_str(embedded("compose-spec.json").context("embedded compose schema")?)?;
-        Ok(Validator { kube, version: version.to_string(), crds, compose })
+        let crds = crate::embedded::SCHEMAS
+            .iter()
+            .filter(|(p, _)| p.starts_with("crds/"))
+            .map(|(path, text)| (*path, (*text, OnceLock::new())))
+            .collect();
+        let patterns = Patterns::new();
+        Ok(Validator { kube: (kube, patterns), version: version.to_string(), crds, compose: OnceLock::new() })
+    }
+
+    fn compose(&self) -> Result<&Parsed, &String> {
+        self.compose
+            .get_or_init(|| {
+                let text = embedded("compose-spec.json").ok_or("no embedded compose schema")?;
+                let v: Value = serde_json::from_str(text).map_err(|e| format!("embedded compose schema: {e}"))?;
+                let patterns = Patterns::new();
+                Ok((v, patterns))
+            })
+            .as_ref()
     }
 
     /// Problems of every rendered file: those found while rendering, a
@@ -93,7 +116,10 @@ impl Validator {
         if !(is_kube || is_compose) || !f.path.ends_with(".yaml") || f.path.ends_with("/kustomization.yaml") {
             return Vec::new();
         }
-        let value = match serde_yaml::from_slice::<Value>(&f.bytes) {
+        let parsed = std::str::from_utf8(&f.bytes).map_err(|e| e.to_string()).and_then(|text| {
+            crate::yaml::fast::parse_json(text).map_err(|e| e.to_string())
+        });
+        let value = match parsed {
             Ok(v) => v,
             Err(e) => return vec![format!("{}: not valid YAML: {e}", f.path)],
         };
@@ -102,7 +128,11 @@ impl Validator {
 
     /// A compose file against the Compose Specification.
     pub fn check_compose(&self, file: &str, value: &Value) -> Vec<String> {
-        Schema::new(&self.compose)
+        let (schema, patterns) = match self.compose() {
+            Ok(p) => p,
+            Err(e) => return vec![format!("{file}: {e}")],
+        };
+        Schema::with(schema, patterns)
             .check(value)
             .into_iter()
             .map(|v| format!("{file}: `{}`: {} [Compose Specification]", path_or_root(&v.path), v.rule))
@@ -120,8 +150,9 @@ impl Validator {
         let mut report = |v: jsonschema::Violation, rule_src: &str| {
             out.push(format!("{file}: {what}: `{}`: {} [{rule_src}]", path_or_root(&v.path), v.rule));
         };
-        if let Some(root) = self.kube.get("kinds").and_then(|k| k.get(&key)) {
-            let schema = Schema::new(&self.kube);
+        let kube = Schema::with(&self.kube.0, &self.kube.1);
+        if let Some(root) = self.kube.0.get("kinds").and_then(|k| k.get(&key)) {
+            let schema = kube;
             for v in schema.check_at(root, value) {
                 report(v, &format!("Kubernetes {} {key}", self.version));
             }
@@ -129,18 +160,25 @@ impl Validator {
         }
         let (group, version) = api.rsplit_once('/').unwrap_or(("", api));
         let crd = format!("crds/{group}/{}_{version}.json", kind.to_ascii_lowercase());
-        let Some(schema_doc) = self.crds.get(&crd) else {
+        let Some((text, parsed)) = self.crds.get(crd.as_str()) else {
             out.push(format!("{file}: {what}: no schema for {api} {kind}; stackgen cannot check it"));
             return out;
         };
-        for v in Schema::new(schema_doc).check(value) {
+        let (schema_doc, patterns) = match parsed.get_or_init(|| parse_crd(&crd, text)) {
+            Ok(p) => p,
+            Err(e) => {
+                out.push(format!("{file}: {what}: {e}"));
+                return out;
+            }
+        };
+        for v in Schema::with(schema_doc, patterns).check(value) {
             report(v, &format!("CRD {group} {version} {kind}"));
         }
         // CRD schemas do not describe metadata; check it as ObjectMeta.
         if let (Some(meta), Some(def)) =
-            (value.get("metadata"), self.kube.pointer("/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"))
+            (value.get("metadata"), self.kube.0.pointer("/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"))
         {
-            for mut v in Schema::new(&self.kube).check_at(def, meta) {
+            for mut v in kube.check_at(def, meta) {
                 v.path = format!(".metadata{}", v.path);
                 report(v, &format!("Kubernetes {} ObjectMeta", self.version));
             }
@@ -216,4 +254,24 @@ fn lint_selectors(dir: &str, objs: &[(&str, &Value)]) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Schemas are parsed on first use; this proves every embedded one
+    /// parses, so no render can meet a broken one late.
+    #[test]
+    fn every_embedded_schema_parses() {
+        for version in KUBE_VERSIONS {
+            let v = Validator::new(version).expect("Kubernetes schema");
+            assert!(v.compose().is_ok(), "compose schema");
+            assert!(!v.crds.is_empty());
+            for (path, (text, _)) in &v.crds {
+                let (schema, _) = parse_crd(path, text).unwrap_or_else(|e| panic!("{e}"));
+                assert!(schema.get("properties").is_some(), "{path} has no properties");
+            }
+        }
+    }
 }
