@@ -136,6 +136,9 @@ pub struct RenderArgs {
     /// Print only warnings and errors
     #[arg(long, short)]
     pub quiet: bool,
+    /// Flush every written file to disk before it replaces the old one (slower; for crash safety)
+    #[arg(long)]
+    pub fsync: bool,
     /// Output format of the report
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,

@@ -1,18 +1,49 @@
-//! The rendered tree on disk: compare, write atomically, prune.
+//! The rendered tree on disk: compare, write, prune.
 //!
 //! Input: the in-memory plan (relative path -> bytes) for some stack
 //! environments. Each environment directory owns a manifest
 //! (`.stackgen-manifest`) listing the files stackgen wrote there, so a later
 //! render deletes exactly the files it no longer produces and never a file
-//! it did not write. Writing is two-phase: every changed file is first
-//! written to a temporary sibling; only when all of them are written are
-//! they renamed into place, so a failure (disk full, permission denied)
-//! leaves the old tree untouched and no temporary file behind. Nothing is
-//! ever written or deleted through a symbolic link.
+//! it did not write. Nothing is ever written or deleted through a symbolic
+//! link: a symlink among the directories of an output path is refused.
+//!
+//! Writing is two-phase. Phase one writes every new content somewhere the
+//! tree does not see yet:
+//! - a file whose directory exists goes to a temporary sibling
+//!   (`.NAME.stackgen-tmp-PID`);
+//! - a file under a directory that does not exist yet (a stack or an
+//!   environment rendered for the first time) goes into one staging
+//!   directory per missing top directory, `.DIR.stackgen-tmp-PID` beside
+//!   it, which holds that whole new subtree.
+//!
+//! Only when all of it is written does phase two move it into place: each
+//! old file aside (`.NAME.stackgen-old-PID`) and its temporary in, then each
+//! staging directory to its final name with a single `rename`. A failure in
+//! either phase (disk full, permission denied, a rename refused) puts back
+//! every old file, removes the subtrees this run renamed in (they did not
+//! exist before) and every temporary, so the tree is all old or all new and
+//! nothing is left behind. Stale files are pruned after the commit (should
+//! that fail, the new tree keeps some stale files until the next render).
+//!
+//! Each rename is atomic, the whole commit is not: another process reading
+//! the tree during those renames can see some new files beside old ones,
+//! and a crash (kill -9) in that window leaves such a mix, which the next
+//! render completes, and the crashed run's `.stackgen-tmp-PID` and
+//! `.stackgen-old-PID` entries, which nothing removes but a later run that
+//! happens to get the same process id.
+//!
+//! Durability is opt-in (`render --fsync`, [`Disk::fsync`]). Without it
+//! nothing is flushed: a power loss shortly after a render may leave new
+//! files empty or partial, as with kubectl, kustomize or helm, which do not
+//! fsync their output either (a render is repeatable, and a
+//! `render --check` finds such damage). With it each file is flushed before
+//! it replaces the old one, so after a power loss each file is old or new,
+//! never empty, and the directories are flushed too, so the render is on
+//! disk when the command returns.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
-use std::io::Write as _;
+use std::io::{self, Write as _};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -76,20 +107,46 @@ fn checked_rel(rel: &str) -> Result<&Path> {
     Ok(p)
 }
 
-/// Fails if any existing component of `rel` under `root` is a symlink.
-fn no_symlinks(root: &Path, rel: &Path) -> Result<()> {
-    let mut cur = root.to_path_buf();
-    for c in rel.components() {
-        cur.push(c);
-        match fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => {
-                bail!("refusing to write through symbolic link `{}`", cur.display())
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
+/// For `compare`: whether directories under the root resolve to a
+/// directory (symlinks followed, as reading a file through them would),
+/// asking the file system once per directory. When one is missing, its
+/// missing ancestors are recorded too, so the files of a whole new stack
+/// cost a few `stat`s instead of one each.
+struct Present<'a> {
+    root: &'a Path,
+    known: HashMap<PathBuf, bool>,
+}
+
+impl<'a> Present<'a> {
+    fn new(root: &'a Path) -> Self {
+        Present { root, known: HashMap::new() }
     }
-    Ok(())
+
+    fn is_dir(&mut self, dir: &Path) -> bool {
+        if let Some(&known) = self.known.get(dir) {
+            return known;
+        }
+        // The ancestors up to the root, itself included (it may be missing
+        // too), but not an empty path (a root of `""` is the working directory).
+        let root = self.root;
+        let above = || dir.ancestors().skip(1).take_while(|a| !a.as_os_str().is_empty() && a.starts_with(root));
+        let below_missing = above().find_map(|a| self.known.get(a).copied()) == Some(false);
+        let present = !below_missing && fs::metadata(dir).is_ok_and(|m| m.is_dir());
+        if !present && !below_missing {
+            for a in above() {
+                if self.known.contains_key(a) {
+                    break;
+                }
+                let up = fs::metadata(a).is_ok_and(|m| m.is_dir());
+                self.known.insert(a.to_path_buf(), up);
+                if up {
+                    break;
+                }
+            }
+        }
+        self.known.insert(dir.to_path_buf(), present);
+        present
+    }
 }
 
 fn read_manifest(root: &Path, env_dir: &str) -> Vec<String> {
@@ -109,9 +166,12 @@ fn read_manifest(root: &Path, env_dir: &str) -> Vec<String> {
 
 /// Environment directories under the covered stack directories that hold a
 /// manifest but are not in the plan any more.
-fn stale_env_dirs(root: &Path, plan: &Plan) -> Vec<String> {
+fn stale_env_dirs(root: &Path, plan: &Plan, present: &mut Present) -> Vec<String> {
     let mut out = Vec::new();
     for stack_dir in &plan.stack_dirs {
+        if !present.is_dir(&root.join(stack_dir)) {
+            continue;
+        }
         let Ok(entries) = fs::read_dir(root.join(stack_dir)) else {
             continue;
         };
@@ -148,19 +208,37 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) {
 /// Compares the plan with the tree under `root`.
 pub fn compare(root: &Path, plan: &Plan) -> Result<Changes> {
     let mut ch = Changes::default();
+    let mut present = Present::new(root);
+    let mut existing = Vec::new();
     for (rel, bytes) in &plan.files {
         let path = root.join(checked_rel(rel)?);
-        match fs::symlink_metadata(&path) {
-            Ok(m) if m.file_type().is_symlink() => ch.changed.push(rel.clone()),
-            Ok(_) => match fs::read(&path) {
-                Ok(old) if &old == bytes => ch.unchanged.push(rel.clone()),
-                _ => ch.changed.push(rel.clone()),
-            },
-            Err(_) => ch.added.push(rel.clone()),
+        // A file whose directory is missing is missing too: no `stat` for it.
+        if path.parent().is_some_and(|p| !present.is_dir(p)) {
+            ch.added.push(rel.clone());
+            continue;
+        }
+        existing.push((rel, bytes, path));
+    }
+    // Reading back a large tree is I/O and memcmp: spread over the cores.
+    let states = crate::render::par_map(&existing, |(_, bytes, path)| match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Some(false),
+        Ok(_) => Some(fs::read(path).is_ok_and(|old| &old == *bytes)),
+        Err(_) => None,
+    });
+    for ((rel, _, _), state) in existing.iter().zip(states) {
+        match state {
+            Some(true) => ch.unchanged.push((*rel).clone()),
+            Some(false) => ch.changed.push((*rel).clone()),
+            None => ch.added.push((*rel).clone()),
         }
     }
     let mut owned: BTreeSet<String> = BTreeSet::new();
-    for dir in plan.env_dirs.iter().cloned().chain(stale_env_dirs(root, plan)) {
+    for dir in plan.env_dirs.iter().cloned().chain(stale_env_dirs(root, plan, &mut present)) {
+        if !present.is_dir(&root.join(&dir)) {
+            // Neither a manifest nor files to find there.
+            owned.insert(format!("{dir}/{MANIFEST}"));
+            continue;
+        }
         let listed = read_manifest(root, &dir);
         let stale = !plan.env_dirs.contains(&dir);
         for f in listed {
@@ -174,9 +252,9 @@ pub fn compare(root: &Path, plan: &Plan) -> Result<Changes> {
         if stale {
             ch.removed.push(manifest);
         }
-        let mut present = Vec::new();
-        walk(&root.join(&dir), &dir, &mut present);
-        for f in present {
+        let mut present_files = Vec::new();
+        walk(&root.join(&dir), &dir, &mut present_files);
+        for f in present_files {
             if !owned.contains(&f) && !plan.files.contains_key(&f) {
                 ch.foreign.push(f);
             }
@@ -189,105 +267,348 @@ pub fn compare(root: &Path, plan: &Plan) -> Result<Changes> {
     Ok(ch)
 }
 
-/// Where file contents go. Tests inject failures through this.
+/// The file system operations of `apply`, so that tests can make any of
+/// them fail. Every method but `write_file` defaults to the real thing.
 pub trait Sink {
-    fn write_file(&mut self, path: &Path, bytes: &[u8]) -> std::io::Result<()>;
+    /// Creates the file `path` (a temporary name of this run) with `bytes`.
+    fn write_file(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+
+    /// Writes a batch of files with `write_file`, by default one after the
+    /// other, stopping at the first failure, which it returns with the
+    /// index of its file. After a failure `apply` removes every path of the
+    /// batch, so an implementation may write them in any order or at once.
+    fn write_files(&mut self, files: &[(PathBuf, &[u8])]) -> Result<(), (usize, io::Error)> {
+        for (i, (path, bytes)) in files.iter().enumerate() {
+            self.write_file(path, bytes).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+
+    /// Creates a directory (in a staging directory, or the staging
+    /// directory itself).
+    fn create_dir(&mut self, path: &Path) -> io::Result<()> {
+        fs::create_dir(path)
+    }
+
+    /// Moves a file or a directory into place, or an old file aside.
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
 
     /// Makes the files written so far durable, before they are renamed
     /// into place (so a crash leaves each file old or new, never empty).
-    fn flush(&mut self, _paths: &[PathBuf]) -> std::io::Result<()> {
+    fn flush(&mut self, _files: &[PathBuf]) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Makes directory entries durable: those of the staging directories
+    /// before they are renamed, those of the renames and removals after.
+    fn flush_dirs(&mut self, _dirs: &[PathBuf]) -> io::Result<()> {
         Ok(())
     }
 }
 
-/// The real filesystem.
-pub struct Disk;
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Disk {
+    /// `render --fsync`: make the render durable. Off, nothing is flushed
+    /// (see the module documentation for what that risks). On, `apply`
+    /// flushes
+    /// 1. every written file, before anything is renamed: a rename must not
+    ///    make a file visible under its final name before its data is on
+    ///    disk, or a power loss can leave it empty (the old file gone);
+    /// 2. every directory made in a staging directory, before the staging
+    ///    directory is renamed: their entries are data of those directories,
+    ///    and a subtree renamed into place must not come back incomplete;
+    /// 3. after the renames and removals, every directory whose entries
+    ///    changed: a rename or an unlink is durable only once its directory
+    ///    is, so when stackgen returns, the new tree is what a power loss
+    ///    leaves (without it, the journal commits it a few seconds later).
+    pub fsync: bool,
+}
+
+/// Opens `path` for writing; it must not exist.
+fn create_new(path: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+/// Syncs `paths` (files or directories) on up to 8 threads: `fsync` waits
+/// on the disk, not the CPU, and the threads overlap the waits.
+fn sync_paths(paths: &[PathBuf], data_only: bool) -> io::Result<()> {
+    let threads = 8.min(paths.len().max(1));
+    let chunk = paths.len().div_ceil(threads).max(1);
+    let sync = move |p: &PathBuf| -> io::Result<()> {
+        let f = fs::File::open(p)?;
+        if data_only { f.sync_data() } else { f.sync_all() }
+    };
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = paths.chunks(chunk).map(|c| scope.spawn(move || c.iter().try_for_each(sync))).collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().unwrap_or_else(|_| Err(io::Error::other("flush worker panicked"))))
+    })
+}
 
 impl Sink for Disk {
-    fn write_file(&mut self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    /// A file of that name can only be left by a crashed run that had the
+    /// same process id: it is removed and the file created again.
+    fn write_file(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut f = match create_new(path) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                fs::remove_file(path)?;
+                create_new(path)?
+            }
+            other => other?,
+        };
         f.write_all(bytes)
     }
 
-    /// `fsync` waits on the disk, not the CPU: several threads overlap the
-    /// waits (one flush per file would dominate a large render).
-    fn flush(&mut self, paths: &[PathBuf]) -> std::io::Result<()> {
-        let threads = 8.min(paths.len().max(1));
-        let chunk = paths.len().div_ceil(threads).max(1);
+    /// On two threads from 64 files on: creating a file holds its
+    /// directory's lock, writing it does not, so a second thread overlaps
+    /// the two. Measured on 2 cores, writing 25,000 files into one
+    /// directory took 25-30% less time with two threads on tmpfs and on
+    /// ext4 (152 files: about 1 ms less); more threads were not measured.
+    fn write_files(&mut self, files: &[(PathBuf, &[u8])]) -> Result<(), (usize, io::Error)> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let parallel = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+        if files.len() < 64 || !parallel {
+            for (i, (path, bytes)) in files.iter().enumerate() {
+                self.write_file(path, bytes).map_err(|e| (i, e))?;
+            }
+            return Ok(());
+        }
+        let disk = *self;
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let work = || -> Result<(), (usize, io::Error)> {
+            let mut disk = disk;
+            while !stop.load(Ordering::Relaxed) {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((path, bytes)) = files.get(i) else { break };
+                if let Err(e) = disk.write_file(path, bytes) {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err((i, e));
+                }
+            }
+            Ok(())
+        };
         std::thread::scope(|scope| {
-            let handles: Vec<_> = paths
-                .chunks(chunk)
-                .map(|c| scope.spawn(move || c.iter().try_for_each(|p| fs::File::open(p)?.sync_data())))
-                .collect();
-            handles
-                .into_iter()
-                .try_for_each(|h| h.join().unwrap_or_else(|_| Err(std::io::Error::other("flush worker panicked"))))
+            let helper = scope.spawn(work);
+            let mine = work();
+            let theirs = helper.join().unwrap_or_else(|_| Err((0, io::Error::other("write worker panicked"))));
+            match (mine, theirs) {
+                (Err(a), Err(b)) => Err(if a.0 <= b.0 { a } else { b }),
+                (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+                (Ok(()), Ok(())) => Ok(()),
+            }
         })
     }
-}
 
-/// Undoes staging: removes the temporary files and the directories this
-/// run created (deepest first; a directory that is not empty stays).
-fn discard(staged: &[(PathBuf, PathBuf)], mut created_dirs: Vec<PathBuf>) {
-    for (tmp, _) in staged {
-        let _ = fs::remove_file(tmp);
+    fn flush(&mut self, files: &[PathBuf]) -> io::Result<()> {
+        if self.fsync { sync_paths(files, true) } else { Ok(()) }
     }
-    created_dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-    for d in created_dirs {
-        let _ = fs::remove_dir(d);
+
+    fn flush_dirs(&mut self, dirs: &[PathBuf]) -> io::Result<()> {
+        if self.fsync { sync_paths(dirs, false) } else { Ok(()) }
     }
 }
 
-/// Applies the plan: writes changed files, removes stale owned files.
-pub fn apply(root: &Path, plan: &Plan, changes: &Changes, sink: &mut dyn Sink) -> Result<()> {
+/// What `apply` found on the way to an output path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// A real directory (not a symlink).
+    Dir,
+    /// Nothing: this directory and everything below it are to be created.
+    Missing,
+    /// Something that is not a directory (a file, a socket...).
+    Other,
+}
+
+/// For `apply`: the directories under the output root already looked at,
+/// so each is inspected once (`lstat`, symlinks never followed) however
+/// many files go into it.
+struct Checked<'a> {
+    root: &'a Path,
+    known: HashMap<PathBuf, Found>,
+}
+
+impl<'a> Checked<'a> {
+    fn new(root: &'a Path) -> Self {
+        Checked { root, known: HashMap::new() }
+    }
+
+    /// Walks the directory `rel` (relative to the root) from the top and
+    /// returns the first component that is not a real directory, with what
+    /// is there; `None` when the whole of it exists. Fails on a symlink.
+    fn first_not_dir(&mut self, rel: &Path) -> Result<Option<(PathBuf, Found)>> {
+        let mut cur = self.root.to_path_buf();
+        for c in rel.components() {
+            cur.push(c);
+            let found = match self.known.get(&cur) {
+                Some(&f) => f,
+                None => {
+                    let f = match fs::symlink_metadata(&cur) {
+                        Ok(m) if m.file_type().is_symlink() => {
+                            bail!("refusing to write through symbolic link `{}`", cur.display())
+                        }
+                        Ok(m) if m.is_dir() => Found::Dir,
+                        Ok(_) => Found::Other,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => Found::Missing,
+                        Err(e) => return Err(e).with_context(|| format!("cannot inspect `{}`", cur.display())),
+                    };
+                    self.known.insert(cur.clone(), f);
+                    f
+                }
+            };
+            if found != Found::Dir {
+                return Ok(Some((cur, found)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn forget(&mut self, dir: &Path) {
+        self.known.remove(dir);
+    }
+}
+
+/// Sibling name of `path` for this run: `.NAME.stackgen-KIND-PID`.
+fn sibling(path: &Path, kind: &str, pid: u32) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.stackgen-{kind}-{pid}"))
+}
+
+/// Phase one's work: where each new content went.
+#[derive(Default)]
+struct Staged {
+    /// Files written beside their destination: (temporary, destination).
+    files: Vec<(PathBuf, PathBuf)>,
+    /// Staging directories of new subtrees: (staging directory, destination).
+    trees: Vec<(PathBuf, PathBuf)>,
+    /// Every directory created in the staging directories, themselves included.
+    dirs: Vec<PathBuf>,
+}
+
+impl Staged {
+    /// Removes everything phase one may have created.
+    fn discard(&self) {
+        for (tmp, _) in &self.files {
+            let _ = fs::remove_file(tmp);
+        }
+        for (stage, _) in &self.trees {
+            let _ = fs::remove_dir_all(stage);
+        }
+    }
+}
+
+/// Phase one: writes every added and changed file where the tree does not
+/// see it yet (see the module documentation), and flushes it if asked.
+fn stage(
+    root: &Path,
+    plan: &Plan,
+    changes: &Changes,
+    sink: &mut dyn Sink,
+    checked: &mut Checked,
+    staged: &mut Staged,
+) -> Result<()> {
     let pid = std::process::id();
-    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let mut created_dirs: Vec<PathBuf> = Vec::new();
-    let result = (|| -> Result<()> {
-        for rel in changes.added.iter().chain(&changes.changed) {
-            let relp = checked_rel(rel)?;
-            no_symlinks(root, relp)?;
-            let dest = root.join(relp);
-            let parent = dest.parent().context("output path has no parent")?.to_path_buf();
-            if !parent.is_dir() {
-                let mut missing = Vec::new();
-                let mut p = parent.clone();
-                while !p.exists() {
-                    missing.push(p.clone());
-                    if !p.pop() {
-                        break;
+    // Staging directory of each new top directory, and the directories
+    // already made in the staging directories.
+    let mut stages: HashMap<PathBuf, PathBuf> = HashMap::new();
+    let mut made: HashSet<PathBuf> = HashSet::new();
+    // Where each file goes now, with its bytes; and its destination.
+    let mut jobs: Vec<(PathBuf, &[u8])> = Vec::new();
+    let mut dests: Vec<PathBuf> = Vec::new();
+    for rel in changes.added.iter().chain(&changes.changed) {
+        let relp = checked_rel(rel)?;
+        let bytes = plan.files.get(rel).with_context(|| format!("internal error: `{rel}` is not in the plan"))?;
+        let dest = root.join(relp);
+        let dir = relp.parent().unwrap_or(Path::new(""));
+        let path = match checked.first_not_dir(dir)? {
+            None => {
+                match fs::symlink_metadata(&dest) {
+                    Ok(m) if m.file_type().is_symlink() => {
+                        bail!("refusing to write through symbolic link `{}`", dest.display())
+                    }
+                    Ok(m) if m.is_dir() => bail!("cannot write `{}`: a directory is in the way", dest.display()),
+                    _ => {}
+                }
+                let tmp = sibling(&dest, "tmp", pid);
+                staged.files.push((tmp.clone(), dest.clone()));
+                tmp
+            }
+            Some((top, Found::Missing)) => {
+                let stage = match stages.get(&top) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let s = sibling(&top, "tmp", pid);
+                        let created = match sink.create_dir(&s) {
+                            // Left by a crashed run with the same process id.
+                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                                let _ = fs::remove_dir_all(&s);
+                                sink.create_dir(&s)
+                            }
+                            other => other,
+                        };
+                        created.with_context(|| format!("cannot create directory `{}`", top.display()))?;
+                        staged.trees.push((s.clone(), top.clone()));
+                        staged.dirs.push(s.clone());
+                        stages.insert(top.clone(), s.clone());
+                        s
+                    }
+                };
+                let inner = dest.strip_prefix(&top).context("internal error: output path outside its directory")?;
+                let mut sub = stage.clone();
+                for c in inner.parent().into_iter().flat_map(Path::components) {
+                    sub.push(c);
+                    if !made.contains(&sub) {
+                        sink.create_dir(&sub).with_context(|| {
+                            format!(
+                                "cannot create directory `{}`",
+                                top.join(sub.strip_prefix(&stage).unwrap_or(&sub)).display()
+                            )
+                        })?;
+                        made.insert(sub.clone());
+                        staged.dirs.push(sub.clone());
                     }
                 }
-                fs::create_dir_all(&parent)
-                    .with_context(|| format!("cannot create directory `{}`", parent.display()))?;
-                created_dirs.extend(missing);
+                stage.join(inner)
             }
-            if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
-                bail!("cannot write `{}`: a directory is in the way", dest.display());
+            Some((other, _)) => {
+                bail!("cannot create directory `{}`: a file is in the way", other.display())
             }
-            let name = dest.file_name().context("output path has no file name")?.to_string_lossy().to_string();
-            let tmp = parent.join(format!(".{name}.stackgen-tmp-{pid}"));
-            let _ = fs::remove_file(&tmp);
-            staged.push((tmp.clone(), dest.clone()));
-            sink.write_file(&tmp, &plan.files[rel]).with_context(|| format!("cannot write `{}`", dest.display()))?;
-        }
-        let tmps: Vec<PathBuf> = staged.iter().map(|(t, _)| t.clone()).collect();
-        sink.flush(&tmps).context("cannot flush the written files to disk")?;
-        Ok(())
-    })();
-    if let Err(e) = result {
-        discard(&staged, created_dirs);
-        return Err(e);
+        };
+        jobs.push((path, bytes.as_slice()));
+        dests.push(dest);
     }
-    // Move each old file aside and the new one in; on any failure put
-    // every old file back, so the tree is either all old or all new.
-    let mut done: Vec<(&PathBuf, Option<PathBuf>)> = Vec::new();
+    if let Err((i, e)) = sink.write_files(&jobs) {
+        let dest = dests.get(i).map_or(Path::new("?"), PathBuf::as_path);
+        return Err(anyhow::Error::from(e).context(format!("cannot write `{}`", dest.display())));
+    }
+    let written: Vec<PathBuf> = jobs.into_iter().map(|(p, _)| p).collect();
+    sink.flush(&written).context("cannot flush the written files to disk")?;
+    sink.flush_dirs(&staged.dirs).context("cannot flush the new directories to disk")?;
+    Ok(())
+}
+
+/// One step of phase two, as needed to undo it.
+enum Moved<'s> {
+    /// A file moved in; the old one, if any, moved aside to the backup.
+    File { dest: &'s Path, backup: Option<PathBuf> },
+    /// A staging directory renamed to `dest`, which did not exist.
+    Tree { dest: &'s Path },
+}
+
+/// Phase two: moves everything into place, or nothing (every step done is
+/// undone on a failure). Returns the backups of the replaced files.
+fn commit<'s>(staged: &'s Staged, sink: &mut dyn Sink) -> Result<Vec<PathBuf>> {
+    let pid = std::process::id();
+    let mut done: Vec<Moved<'s>> = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
-    for (tmp, dest) in &staged {
+    for (tmp, dest) in &staged.files {
         let backup = if fs::symlink_metadata(dest).is_ok() {
-            let name = dest.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            let b = dest.with_file_name(format!(".{name}.stackgen-old-{pid}"));
-            if let Err(e) = fs::rename(dest, &b) {
+            let b = sibling(dest, "old", pid);
+            if let Err(e) = sink.rename(dest, &b) {
                 failure = Some(anyhow::Error::from(e).context(format!("cannot replace `{}`", dest.display())));
                 break;
             }
@@ -295,37 +616,77 @@ pub fn apply(root: &Path, plan: &Plan, changes: &Changes, sink: &mut dyn Sink) -
         } else {
             None
         };
-        if let Err(e) = fs::rename(tmp, dest) {
+        if let Err(e) = sink.rename(tmp, dest) {
             if let Some(b) = &backup {
                 let _ = fs::rename(b, dest);
             }
             failure = Some(anyhow::Error::from(e).context(format!("cannot move `{}` into place", dest.display())));
             break;
         }
-        done.push((dest, backup));
+        done.push(Moved::File { dest, backup });
+    }
+    if failure.is_none() {
+        for (stage, dest) in &staged.trees {
+            if let Err(e) = sink.rename(stage, dest) {
+                failure = Some(anyhow::Error::from(e).context(format!("cannot move `{}` into place", dest.display())));
+                break;
+            }
+            done.push(Moved::Tree { dest });
+        }
     }
     if let Some(e) = failure {
-        for (dest, backup) in done.iter().rev() {
-            match backup {
-                Some(b) => {
+        for step in done.iter().rev() {
+            match step {
+                Moved::File { dest, backup: Some(b) } => {
                     let _ = fs::rename(b, dest);
                 }
-                None => {
+                Moved::File { dest, backup: None } => {
                     let _ = fs::remove_file(dest);
+                }
+                Moved::Tree { dest } => {
+                    let _ = fs::remove_dir_all(dest);
                 }
             }
         }
-        discard(&staged, created_dirs);
         return Err(e);
     }
-    for (_, backup) in done {
-        if let Some(b) = backup {
-            let _ = fs::remove_file(b);
+    Ok(done
+        .into_iter()
+        .filter_map(|m| match m {
+            Moved::File { backup, .. } => backup,
+            Moved::Tree { .. } => None,
+        })
+        .collect())
+}
+
+/// Applies the plan: writes changed files, removes stale owned files.
+/// `root` must exist; it is the one directory `apply` never creates.
+pub fn apply(root: &Path, plan: &Plan, changes: &Changes, sink: &mut dyn Sink) -> Result<()> {
+    let mut checked = Checked::new(root);
+    let mut staged = Staged::default();
+    let committed = stage(root, plan, changes, sink, &mut checked, &mut staged).and_then(|()| commit(&staged, sink));
+    let backups = match committed {
+        Ok(b) => b,
+        Err(e) => {
+            staged.discard();
+            return Err(e);
         }
+    };
+    for b in backups {
+        let _ = fs::remove_file(b);
+    }
+    // Directories whose entries changed, to flush with `--fsync`.
+    let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
+    for (_, dest) in staged.files.iter().chain(&staged.trees) {
+        touched.extend(dest.parent().map(Path::to_path_buf));
     }
     for rel in &changes.removed {
         let relp = checked_rel(rel)?;
-        no_symlinks(root, relp.parent().unwrap_or(Path::new("")))?;
+        match checked.first_not_dir(relp.parent().unwrap_or(Path::new("")))? {
+            None => {}
+            // Nothing to remove under something that is not a directory.
+            Some(_) => continue,
+        }
         let path = root.join(relp);
         match fs::symlink_metadata(&path) {
             Ok(m) if m.is_file() || m.file_type().is_symlink() => {
@@ -337,11 +698,16 @@ pub fn apply(root: &Path, plan: &Plan, changes: &Changes, sink: &mut dyn Sink) -
         let mut dir = path.parent().map(Path::to_path_buf);
         while let Some(d) = dir {
             if d == root || !d.starts_with(root) || fs::remove_dir(&d).is_err() {
+                touched.insert(d);
                 break;
             }
+            checked.forget(&d);
+            touched.remove(&d);
             dir = d.parent().map(Path::to_path_buf);
         }
     }
+    let touched: Vec<PathBuf> = touched.into_iter().collect();
+    sink.flush_dirs(&touched).context("the new files are in place, but cannot flush their directories to disk")?;
     Ok(())
 }
 
@@ -364,6 +730,9 @@ mod tests {
                 if t.is_dir() {
                     out.insert(r.clone(), None);
                     walk(&e.path(), &r, out);
+                } else if t.is_symlink() {
+                    let target = fs::read_link(e.path()).expect("read_link");
+                    out.insert(r, Some(format!("symlink to {}", target.display()).into_bytes()));
                 } else {
                     out.insert(r, Some(fs::read(e.path()).expect("read")));
                 }
@@ -375,19 +744,29 @@ mod tests {
     }
 
     fn temp_files(tree: &BTreeMap<String, Option<Vec<u8>>>) -> Vec<&String> {
-        tree.keys().filter(|k| k.contains(".stackgen-tmp-")).collect()
+        tree.keys().filter(|k| k.contains(".stackgen-tmp-") || k.contains(".stackgen-old-")).collect()
     }
 
     /// A sealed plan for one environment directory of stack `shop`; with
     /// `whole_stack`, the plan covers every environment of the stack.
     fn plan_for(env: &str, whole_stack: bool, files: &[(&str, &str)]) -> Plan {
+        plan_of(&[("shop", env, whole_stack, files)])
+    }
+
+    /// (stack, environment, whole stack, files) of `plan_of`.
+    type Part<'a> = (&'a str, &'a str, bool, &'a [(&'a str, &'a str)]);
+
+    /// A sealed plan for several environments.
+    fn plan_of(parts: &[Part]) -> Plan {
         let mut p = Plan::default();
-        p.env_dirs.insert(format!("shop/{env}"));
-        if whole_stack {
-            p.stack_dirs.insert("shop".into());
-        }
-        for (k, v) in files {
-            p.files.insert(format!("shop/{env}/{k}"), v.as_bytes().to_vec());
+        for (stack, env, whole_stack, files) in parts {
+            p.env_dirs.insert(format!("{stack}/{env}"));
+            if *whole_stack {
+                p.stack_dirs.insert(stack.to_string());
+            }
+            for (k, v) in *files {
+                p.files.insert(format!("{stack}/{env}/{k}"), v.as_bytes().to_vec());
+            }
         }
         p.seal();
         p
@@ -408,7 +787,7 @@ mod tests {
         fn write_file(&mut self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             self.calls += 1;
             if self.calls <= self.ok {
-                return Disk.write_file(path, bytes);
+                return Disk::default().write_file(path, bytes);
             }
             let mut f = fs::OpenOptions::new().write(true).create_new(true).open(path)?;
             f.write_all(&bytes[..bytes.len() / 2])?;
@@ -418,7 +797,7 @@ mod tests {
 
     fn render(root: &Path, p: &Plan) -> Changes {
         let ch = compare(root, p).expect("compare");
-        apply(root, p, &ch, &mut Disk).expect("apply");
+        apply(root, p, &ch, &mut Disk::default()).expect("apply");
         assert!(compare(root, p).expect("compare").is_empty(), "tree not up to date after apply");
         ch
     }
@@ -473,7 +852,7 @@ mod tests {
             assert!(after == before, "contents differ after failing at write {ok}");
         }
         // The same plan then applies cleanly.
-        apply(&root, &next, &ch, &mut Disk).unwrap();
+        apply(&root, &next, &ch, &mut Disk::default()).unwrap();
         let done = snapshot(&root);
         assert!(temp_files(&done).is_empty());
         for (k, v) in V2 {
@@ -527,7 +906,7 @@ mod tests {
                 "shop/staging/mine.txt",
             ]
         );
-        apply(root, &next, &ch, &mut Disk).unwrap();
+        apply(root, &next, &ch, &mut Disk::default()).unwrap();
         let after = snapshot(root);
         for f in foreign {
             assert_eq!(after.get(f), Some(&Some(f.as_bytes().to_vec())), "foreign file {f} was touched");
@@ -556,7 +935,7 @@ mod tests {
         fs::write(&manifest, text).unwrap();
         let ch = compare(&root, &plan(V1)).unwrap();
         assert!(ch.removed.is_empty(), "{ch:?}");
-        apply(&root, &plan(V1), &ch, &mut Disk).unwrap();
+        apply(&root, &plan(V1), &ch, &mut Disk::default()).unwrap();
         assert_eq!(fs::read_to_string(tmp.path().join("precious.txt")).unwrap(), "keep");
         assert_eq!(fs::read_to_string(root.join("shop/other.txt")).unwrap(), "keep");
     }
@@ -576,11 +955,329 @@ mod tests {
         let before = snapshot(root);
         let next = plan(V2);
         let ch = compare(root, &next).unwrap();
-        assert!(apply(root, &next, &ch, &mut Disk).is_err());
+        assert!(apply(root, &next, &ch, &mut Disk::default()).is_err());
         let after = snapshot(root);
         assert!(temp_files(&after).is_empty(), "{:?}", temp_files(&after));
         let differing: BTreeSet<&String> =
             after.keys().chain(before.keys()).filter(|k| after.get(*k) != before.get(*k)).collect();
         assert!(differing.is_empty(), "a failed apply changed {differing:?}");
+    }
+
+    /// The operations of `Sink`, to count and to make fail.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Op {
+        Write,
+        Mkdir,
+        Rename,
+        Flush,
+    }
+
+    const OPS: [Op; 4] = [Op::Write, Op::Mkdir, Op::Rename, Op::Flush];
+
+    /// The real disk (with `--fsync`), counting each kind of operation and
+    /// failing the `at`-th one (from 1) of kind `op`.
+    struct Faulty {
+        fail: Option<(Op, usize)>,
+        counts: [usize; 4],
+        disk: Disk,
+    }
+
+    impl Faulty {
+        fn new(fail: Option<(Op, usize)>) -> Self {
+            Faulty { fail, counts: [0; 4], disk: Disk { fsync: true } }
+        }
+
+        /// Counts one `op`; true when it is the one to fail.
+        fn fails(&mut self, op: Op) -> bool {
+            self.counts[op as usize] += 1;
+            self.fail == Some((op, self.counts[op as usize]))
+        }
+    }
+
+    fn injected(what: &str) -> std::io::Error {
+        std::io::Error::other(format!("injected {what} failure"))
+    }
+
+    impl Sink for Faulty {
+        fn write_file(&mut self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+            if !self.fails(Op::Write) {
+                return self.disk.write_file(path, bytes);
+            }
+            let mut f = fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+            f.write_all(&bytes[..bytes.len() / 2])?;
+            Err(injected("write"))
+        }
+
+        fn create_dir(&mut self, path: &Path) -> std::io::Result<()> {
+            if self.fails(Op::Mkdir) { Err(injected("mkdir")) } else { fs::create_dir(path) }
+        }
+
+        fn rename(&mut self, from: &Path, to: &Path) -> std::io::Result<()> {
+            if self.fails(Op::Rename) { Err(injected("rename")) } else { fs::rename(from, to) }
+        }
+
+        fn flush(&mut self, files: &[PathBuf]) -> std::io::Result<()> {
+            if self.fails(Op::Flush) { Err(injected("flush")) } else { self.disk.flush(files) }
+        }
+
+        fn flush_dirs(&mut self, dirs: &[PathBuf]) -> std::io::Result<()> {
+            if self.fails(Op::Flush) { Err(injected("flush")) } else { self.disk.flush_dirs(dirs) }
+        }
+    }
+
+    /// Puts the tree under `root` back to `tree` (a `snapshot`).
+    fn restore(root: &Path, tree: &BTreeMap<String, Option<Vec<u8>>>) {
+        fs::remove_dir_all(root).expect("remove the tree");
+        fs::create_dir(root).expect("recreate the root");
+        // Parents sort before their children.
+        for (k, v) in tree {
+            match v {
+                None => fs::create_dir(root.join(k)).expect("mkdir"),
+                Some(bytes) => fs::write(root.join(k), bytes).expect("write"),
+            }
+        }
+    }
+
+    fn assert_same_tree(root: &Path, before: &BTreeMap<String, Option<Vec<u8>>>, context: &str) {
+        let after = snapshot(root);
+        assert!(temp_files(&after).is_empty(), "{context}: left behind {:?}", temp_files(&after));
+        let differing: BTreeSet<&String> =
+            after.keys().chain(before.keys()).filter(|k| after.get(*k) != before.get(*k)).collect();
+        assert!(differing.is_empty(), "{context}: the failed apply changed {differing:?}");
+    }
+
+    /// Applies `next` to the tree under `root` once failing at each
+    /// operation in turn, of every kind: each attempt must fail and leave
+    /// the tree byte-identical with no temporary behind. Then applies it
+    /// for real and returns how many operations of each kind that took.
+    fn fails_cleanly_at_every_step(root: &Path, next: &Plan) -> [usize; 4] {
+        let before = snapshot(root);
+        let ch = compare(root, next).expect("compare");
+        let mut counter = Faulty::new(None);
+        apply(root, next, &ch, &mut counter).expect("apply without failures");
+        let counts = counter.counts;
+        // The real apply flushes the files, the staged directories, and,
+        // once everything is in place, the changed directories.
+        assert_eq!(counts[Op::Flush as usize], 3, "{counts:?}");
+        restore(root, &before);
+        assert_same_tree(root, &before, "restore");
+        for op in OPS {
+            // The last flush comes after the commit: the tree is new then.
+            let last = if op == Op::Flush { 2 } else { counts[op as usize] };
+            for at in 1..=last {
+                let mut sink = Faulty::new(Some((op, at)));
+                let err = apply(root, next, &ch, &mut sink).expect_err("apply must fail when an operation fails");
+                let msg = format!("{err:#}");
+                assert!(msg.contains("injected"), "{op:?} {at}: {msg}");
+                assert_eq!(sink.counts[op as usize], at, "{op:?} {at}: apply went on after the failure");
+                assert_same_tree(root, &before, &format!("failing {op:?} {at} of {last}"));
+            }
+        }
+        let mut sink = Faulty::new(None);
+        apply(root, next, &ch, &mut sink).expect("apply");
+        let after = snapshot(root);
+        assert!(temp_files(&after).is_empty(), "{:?}", temp_files(&after));
+        for (rel, bytes) in &next.files {
+            assert_eq!(after.get(rel), Some(&Some(bytes.clone())), "{rel}");
+        }
+        for gone in &ch.removed {
+            assert!(!after.contains_key(gone), "{gone} was not pruned");
+        }
+        let again = compare(root, next).expect("compare");
+        assert!(again.is_empty(), "{again:?}");
+        assert_eq!(again.unchanged.len(), next.files.len());
+        counts
+    }
+
+    const CART: &[(&str, &str)] = &[
+        ("kubernetes/deployment-cart.yaml", "kind: Deployment\n"),
+        ("kubernetes/kustomization.yaml", "resources: [deployment-cart.yaml]\n"),
+        ("compose/compose.yaml", "services: {cart: {}}\n"),
+        ("compose/configs/nginx/default.conf", "server {}\n"),
+        ("VERIFY.md", "# checks\n"),
+    ];
+
+    /// A brand-new stack directory is written into one staging directory
+    /// and moved in with one rename; a failure anywhere leaves nothing.
+    #[test]
+    fn new_stack_fails_cleanly_at_every_step() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("out");
+        fs::create_dir(&root).unwrap();
+        render(&root, &plan(V1));
+        let next = plan_of(&[("shop", "prod", true, V1), ("cart", "prod", true, CART), ("cart", "dev", true, CART)]);
+        let ch = compare(&root, &next).unwrap();
+        assert_eq!(ch.added.len(), 2 * (CART.len() + 1), "{ch:?}");
+        assert_eq!(ch.unchanged.len(), V1.len() + 1, "{ch:?}");
+        let counts = fails_cleanly_at_every_step(&root, &next);
+        // One file per write, no per-file rename: `cart/` moves in at once.
+        assert_eq!(counts[Op::Write as usize], ch.added.len());
+        assert_eq!(counts[Op::Rename as usize], 1, "{counts:?}");
+        // The staging directory and its subdirectories (prod, dev; each
+        // with kubernetes, compose, compose/configs, compose/configs/nginx).
+        assert_eq!(counts[Op::Mkdir as usize], 1 + 2 * 5, "{counts:?}");
+    }
+
+    /// A new environment directory beside an existing one.
+    #[test]
+    fn new_env_beside_an_existing_one_fails_cleanly_at_every_step() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        render(root, &plan(V1));
+        let mut next = plan(V1);
+        next.files.extend(plan_for("staging", true, CART).files);
+        next.env_dirs.insert("shop/staging".into());
+        let ch = compare(root, &next).unwrap();
+        assert_eq!(ch.added.len(), CART.len() + 1, "{ch:?}");
+        assert!(ch.added.iter().all(|f| f.starts_with("shop/staging/")), "{ch:?}");
+        let counts = fails_cleanly_at_every_step(root, &next);
+        assert_eq!(counts[Op::Write as usize], CART.len() + 1);
+        assert_eq!(counts[Op::Rename as usize], 1, "{counts:?}");
+    }
+
+    /// Changed files in existing directories, a new subdirectory of an
+    /// existing environment, a new stack and a removed file together: a
+    /// failure at the last directory rename comes after the other new
+    /// directory and every replaced file were moved in, and undoes them.
+    #[test]
+    fn mixed_update_fails_cleanly_at_every_step() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        render(root, &plan(V1));
+        let next = plan_of(&[("shop", "prod", true, V2), ("cart", "prod", true, CART)]);
+        let ch = compare(root, &next).unwrap();
+        assert_eq!(ch.removed, ["shop/prod/kubernetes/service-web.yaml"]);
+        assert!(ch.changed.len() >= 4, "{ch:?}");
+        let counts = fails_cleanly_at_every_step(root, &next);
+        // Each changed file: old aside, new in; the added
+        // `shop/prod/kubernetes/deployment-api.yaml`: in; then the new
+        // directories `shop/prod/compose/configs` and `cart`.
+        assert_eq!(counts[Op::Rename as usize], ch.changed.len() * 2 + 1 + 2, "{counts:?}");
+    }
+
+    /// Rendering into an empty root, then rendering again, changes nothing
+    /// the second time; with `--fsync` too.
+    #[test]
+    fn second_render_after_a_fresh_one_is_unchanged() {
+        for fsync in [false, true] {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let root = tmp.path();
+            let p = plan_of(&[("shop", "prod", true, V1), ("shop", "dev", true, V2), ("cart", "prod", true, CART)]);
+            let first = compare(root, &p).unwrap();
+            assert_eq!(first.added.len(), p.files.len(), "{first:?}");
+            apply(root, &p, &first, &mut Disk { fsync }).expect("apply");
+            let tree = snapshot(root);
+            assert!(temp_files(&tree).is_empty(), "{:?}", temp_files(&tree));
+            let files: Vec<&String> = tree.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k).collect();
+            assert_eq!(files, p.files.keys().collect::<Vec<_>>());
+            let second = compare(root, &p).unwrap();
+            assert!(second.is_empty() && second.foreign.is_empty(), "{second:?}");
+            assert_eq!(second.unchanged, p.files.keys().cloned().collect::<Vec<_>>());
+        }
+    }
+
+    /// A missing root: every file is added.
+    #[test]
+    fn compare_with_a_missing_root_adds_everything() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let p = plan(V1);
+        let ch = compare(&tmp.path().join("nowhere"), &p).unwrap();
+        assert_eq!(ch.added, p.files.keys().cloned().collect::<Vec<_>>());
+        assert!(ch.changed.is_empty() && ch.removed.is_empty() && ch.foreign.is_empty(), "{ch:?}");
+    }
+
+    /// A symlinked directory on the way to a new subtree is refused, and
+    /// nothing is written on either side of it.
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_directory_in_the_way_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("out");
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::create_dir(&root).unwrap();
+        fs::create_dir(&elsewhere).unwrap();
+        render(&root, &plan(V1));
+        // The stack directory itself, and an environment directory.
+        std::os::unix::fs::symlink(&elsewhere, root.join("cart")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, root.join("shop/staging")).unwrap();
+        let before = snapshot(&root);
+        for next in [plan_of(&[("cart", "prod", true, CART)]), plan_for("staging", false, CART)] {
+            let ch = compare(&root, &next).unwrap();
+            assert_eq!(ch.added.len(), CART.len() + 1, "{ch:?}");
+            let err = apply(&root, &next, &ch, &mut Disk::default()).expect_err("must refuse");
+            assert!(format!("{err:#}").contains("symbolic link"), "{err:#}");
+            assert_same_tree(&root, &before, "symlink");
+            assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0, "written through the symlink");
+        }
+        // `compare` reads through a symlinked directory, as it always did:
+        // the files behind it are compared, not reported as added.
+        let inside = plan_for("prod", true, V1);
+        fs::remove_file(root.join("cart")).unwrap();
+        std::os::unix::fs::symlink(root.join("shop"), root.join("cart")).unwrap();
+        let mut through = Plan::default();
+        for (k, v) in &inside.files {
+            through.files.insert(k.replacen("shop/", "cart/", 1), v.clone());
+        }
+        through.env_dirs.insert("cart/prod".into());
+        let ch = compare(&root, &through).unwrap();
+        assert!(ch.is_empty() && ch.unchanged.len() == through.files.len(), "{ch:?}");
+    }
+
+    /// Leftovers of a crashed run that had the same process id (a staging
+    /// directory, a temporary file) do not stop the next render.
+    #[test]
+    fn leftovers_of_a_crashed_run_with_the_same_pid_are_replaced() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        render(root, &plan(V1));
+        let pid = std::process::id();
+        let stale_dir = root.join(format!(".cart.stackgen-tmp-{pid}"));
+        fs::create_dir_all(stale_dir.join("prod/kubernetes")).unwrap();
+        fs::write(stale_dir.join("prod/kubernetes/junk.yaml"), "junk").unwrap();
+        let stale_file = root.join(format!("shop/prod/kubernetes/.deployment-web.yaml.stackgen-tmp-{pid}"));
+        fs::write(&stale_file, "a longer stale content than the new one").unwrap();
+        let next = plan_of(&[("shop", "prod", true, V2), ("cart", "prod", true, CART)]);
+        render(root, &next);
+        let after = snapshot(root);
+        assert!(temp_files(&after).is_empty(), "{:?}", temp_files(&after));
+        assert!(!after.contains_key("cart/prod/kubernetes/junk.yaml"));
+        assert_eq!(
+            after["shop/prod/kubernetes/deployment-web.yaml"].as_deref(),
+            Some(b"kind: Deployment\nreplicas: 3\n".as_slice())
+        );
+    }
+
+    /// `Disk` writes large batches on two threads: when one write fails,
+    /// whatever the other thread wrote is removed too.
+    #[test]
+    fn parallel_write_failure_leaves_nothing_behind() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        render(root, &plan(V1));
+        let extra: Vec<(String, String)> =
+            (0..150).map(|i| (format!("kubernetes/extra-{i:03}.yaml"), format!("n: {i}\n"))).collect();
+        let mut files: Vec<(&str, &str)> = V1.to_vec();
+        files.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let mut cart: Vec<(&str, &str)> = CART.to_vec();
+        cart.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let next = plan_of(&[("shop", "prod", true, &files), ("cart", "prod", true, &cart)]);
+        // A directory where the temporary of a file in the middle goes: its
+        // write fails (`Disk` removes only a stale file there).
+        let blocker = root.join(format!("shop/prod/kubernetes/.extra-075.yaml.stackgen-tmp-{}", std::process::id()));
+        fs::create_dir(&blocker).unwrap();
+        fs::write(blocker.join("keep"), "keep").unwrap();
+        let before = snapshot(root);
+        let ch = compare(root, &next).unwrap();
+        assert!(ch.added.len() > 300, "{}", ch.added.len());
+        let err = apply(root, &next, &ch, &mut Disk::default()).expect_err("the blocked write must fail");
+        let msg = format!("{err:#}");
+        assert!(msg.contains("cannot write") && msg.contains("extra-075.yaml"), "{msg}");
+        let after = snapshot(root);
+        let differing: BTreeSet<&String> =
+            after.keys().chain(before.keys()).filter(|k| after.get(*k) != before.get(*k)).collect();
+        assert!(differing.is_empty(), "the failed apply changed {differing:?}");
+        fs::remove_dir_all(&blocker).unwrap();
+        render(root, &next);
+        assert!(temp_files(&snapshot(root)).is_empty());
     }
 }

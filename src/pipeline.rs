@@ -309,7 +309,7 @@ fn render_cmd(a: &RenderArgs) -> Result<u8, Failure> {
         if !root.exists() {
             std::fs::create_dir_all(root).with_context(|| format!("cannot create `{}`", root.display()))?;
         }
-        output::apply(root, &plan, &changes, &mut Disk)?;
+        output::apply(root, &plan, &changes, &mut Disk { fsync: a.fsync })?;
     }
     if a.format == Format::Json {
         println!("{}", changes_json(&changes));

@@ -165,16 +165,8 @@ pub fn render(tpl_env: &Environment<'static>, validator: &Validator, stack: &Sta
         initdb.insert(name.clone(), initdb_sql(tpl_env, &base, name, d)?);
     }
     let plan = kubernetes::plan(stack, &initdb);
-    let mut files = render_objects(
-        tpl_env,
-        validator,
-        stack,
-        env,
-        &format!("{root}/kubernetes"),
-        &plan,
-        &base,
-    )
-    .with_context(|| format!("rendering stack `{}` environment `{env}` for kubernetes", stack.name))?;
+    let mut files = render_objects(tpl_env, validator, stack, env, &format!("{root}/kubernetes"), &plan, &base)
+        .with_context(|| format!("rendering stack `{}` environment `{env}` for kubernetes", stack.name))?;
     files.extend(
         render_objects(
             tpl_env,

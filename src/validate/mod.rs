@@ -23,14 +23,16 @@ pub const DEFAULT_KUBE_VERSION: &str = "1.32";
 
 /// A parsed schema document with its patterns.
 type Parsed = (Value, Patterns);
+/// A schema parsed on first use (or why it could not be).
+type Lazy = OnceLock<Result<Parsed, String>>;
 
 /// The embedded schemas, each parsed on first use (a render needs only
 /// some of them) and then shared by every check.
 pub struct Validator {
     kube: Parsed,
     version: String,
-    crds: BTreeMap<&'static str, (&'static str, OnceLock<Result<Parsed, String>>)>,
-    compose: OnceLock<Result<Parsed, String>>,
+    crds: BTreeMap<&'static str, (&'static str, Lazy)>,
+    compose: Lazy,
 }
 
 fn embedded(path: &str) -> Option<&'static str> {
@@ -116,9 +118,9 @@ impl Validator {
         if !(is_kube || is_compose) || !f.path.ends_with(".yaml") || f.path.ends_with("/kustomization.yaml") {
             return Vec::new();
         }
-        let parsed = std::str::from_utf8(&f.bytes).map_err(|e| e.to_string()).and_then(|text| {
-            crate::yaml::fast::parse_json(text).map_err(|e| e.to_string())
-        });
+        let parsed = std::str::from_utf8(&f.bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|text| crate::yaml::fast::parse_json(text).map_err(|e| e.to_string()));
         let value = match parsed {
             Ok(v) => v,
             Err(e) => return vec![format!("{}: not valid YAML: {e}", f.path)],
