@@ -245,8 +245,16 @@ fn lint_selectors(dir: &str, objs: &[(&str, &Value)]) -> Vec<String> {
             continue;
         }
         let Some(sel) = v.pointer("/spec/selector").and_then(Value::as_object) else { continue };
-        let Some((k0, v0)) = sel.iter().next() else { continue };
-        let candidates = by_pair.get(&(k0.as_str(), v0)).map(Vec::as_slice).unwrap_or_default();
+        if sel.is_empty() {
+            continue;
+        }
+        // The rarest label pair of the selector bounds the candidates (a
+        // pair every workload has must not make this quadratic).
+        let candidates = sel
+            .iter()
+            .map(|(k, v)| by_pair.get(&(k.as_str(), v)).map(Vec::as_slice).unwrap_or_default())
+            .min_by_key(|c| c.len())
+            .unwrap_or_default();
         let matched = candidates.iter().any(|&i| sel.iter().all(|(k, val)| pod_labels[i].get(k) == Some(val)));
         if !matched {
             let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
