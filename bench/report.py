@@ -165,7 +165,7 @@ def main():
         w("- none")
     w("")
     w("Commands timed (`$BIN` = a copy of target/release/stackgen, run from an empty directory; `$OUT` is")
-    w("removed before every render run by hyperfine `--prepare`):")
+    w("moved aside before every render run by hyperfine `--prepare` (bench/aside; tmpfs: removed)):")
     w("")
     w("```")
     w("$BIN render --all --quiet --out $OUT                          # built-in stacks")
