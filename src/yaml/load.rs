@@ -80,6 +80,11 @@ pub fn parse(text: &str) -> Result<(Value, Spans), LoadError> {
 /// positions are only needed for a diagnostic, and `spans` finds them
 /// then). A failure is reported exactly as by `parse`.
 pub fn parse_value(text: &str) -> Result<Value, LoadError> {
+    if text.len() >= super::split::MIN_LEN
+        && let Some(value) = super::split::parse_parallel(text)
+    {
+        return Ok(value);
+    }
     match parse_with(text, false) {
         Ok((value, _)) => Ok(value),
         // Parse again with positions, for the failing field's path.
@@ -90,6 +95,20 @@ pub fn parse_value(text: &str) -> Result<Value, LoadError> {
 /// Where each field path of `text` starts (empty if it does not parse).
 pub fn spans(text: &str) -> Spans {
     parse_with(text, true).ok().and_then(|(_, s)| s).unwrap_or_default()
+}
+
+/// Parses one piece of a larger document whose root is a collection `depth`
+/// levels deep in it, without positions; `None` on any problem, anchor or alias
+/// (the caller then parses the whole text). Returns the value and the
+/// number of nodes, for the document-wide limit.
+pub(super) fn parse_piece(text: &str, depth: usize) -> Option<(Value, usize)> {
+    let mut builder = Builder { depth, ..Builder::default() };
+    let mut parser = Parser::new_from_str(text);
+    let parsed = parser.load(&mut builder, true);
+    if builder.error.is_some() || parsed.is_err() || builder.anchored {
+        return None;
+    }
+    Some((builder.done.unwrap_or(Value::Null), builder.nodes))
 }
 
 fn parse_with(text: &str, record: bool) -> Result<(Value, Option<Spans>), LoadError> {
@@ -131,6 +150,10 @@ struct Builder {
     alias_nodes: usize,
     /// Whether paths and positions are recorded (`spans`).
     record: bool,
+    /// How deep the parsed text's root sits in its document (`parse_piece`).
+    depth: usize,
+    /// Whether an anchor or alias was seen.
+    anchored: bool,
     spans: HashMap<String, Pos>,
     error: Option<LoadError>,
 }
@@ -238,6 +261,11 @@ impl MarkedEventReceiver for Builder {
             return;
         }
         let pos = Pos::from_marker(mark);
+        if matches!(&ev, Event::Alias(_))
+            || matches!(&ev, Event::Scalar(_, _, a, _) | Event::SequenceStart(a, _) | Event::MappingStart(a, _) if *a > 0)
+        {
+            self.anchored = true;
+        }
         match ev {
             Event::DocumentStart => {
                 self.documents += 1;
@@ -271,7 +299,7 @@ impl MarkedEventReceiver for Builder {
                 self.fail(pos, format!("YAML tags are not supported here (found `{}`)", tag_text(tag.as_ref())));
             }
             Event::SequenceStart(anchor, _) => {
-                if self.stack.len() >= MAX_DEPTH {
+                if self.stack.len() + self.depth >= MAX_DEPTH {
                     return self.fail(pos, format!("nesting deeper than {MAX_DEPTH} levels"));
                 }
                 let path = self.child_path();
@@ -281,7 +309,7 @@ impl MarkedEventReceiver for Builder {
                 self.stack.push(Frame::Seq { items: Vec::new(), path, anchor });
             }
             Event::MappingStart(anchor, _) => {
-                if self.stack.len() >= MAX_DEPTH {
+                if self.stack.len() + self.depth >= MAX_DEPTH {
                     return self.fail(pos, format!("nesting deeper than {MAX_DEPTH} levels"));
                 }
                 if let Some(Frame::Map { pending_key: None, .. }) = self.stack.last() {

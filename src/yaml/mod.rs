@@ -4,5 +4,6 @@
 pub mod emit;
 pub mod fast;
 mod load;
+mod split;
 
 pub use load::{LoadError, MAX_ALIAS_NODES, MAX_DEPTH, MAX_NODES, Pos, Spans, parse, parse_value, spans};

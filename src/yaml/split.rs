@@ -1,0 +1,222 @@
+//! Loading a large stack file on several threads.
+//!
+//! A stack with thousands of services is one YAML mapping under
+//! `services:`; one thread parses it at about 12 MB/s. When the text has
+//! the plain shape such a file has, it is cut at the lines that start a
+//! top-level key and at the lines that start a key directly under
+//! `services:`, the pieces are parsed in parallel and the mapping is put
+//! back together. Such a line can only be a key of that level: block
+//! scalars, flow collections and quoted scalars that span lines must be
+//! indented deeper, and one that is not leaves a piece that does not parse.
+//! Anything unusual (anchors or aliases, `---`, tabs, a piece that does not
+//! parse, a key twice, a sequence where keys are expected) gives `None`, and
+//! the caller parses the whole text on one thread, which also reports any
+//! error with its position. The result is the same value either way (tests
+//! compare both on the built-in and generated stacks).
+
+use serde_yaml::{Mapping, Value};
+
+use super::load::{MAX_NODES, parse_piece};
+
+/// Texts shorter than this are parsed on one thread (splitting costs more).
+pub const MIN_LEN: usize = 256 * 1024;
+
+/// Whether `line` starts a key of a block mapping at exactly `indent`
+/// spaces: `key:` followed by a space or the end of the line, with a plain
+/// key that holds no `:` or `#`.
+fn starts_key(line: &str, indent: usize) -> bool {
+    let Some(rest) = line.get(indent..) else { return false };
+    if line.as_bytes()[..indent].iter().any(|&b| b != b' ') {
+        return false;
+    }
+    let Some(first) = rest.bytes().next() else { return false };
+    if !(first.is_ascii_alphanumeric() || first == b'_') {
+        return false;
+    }
+    let Some(colon) = rest.find(':') else { return false };
+    let key = &rest[..colon];
+    let after = &rest[colon + 1..];
+    !key.contains(['#', ' ', '\t', '"', '\'']) && (after.is_empty() || after.starts_with(' '))
+}
+
+/// Whether `line` holds nothing but spaces and maybe a comment.
+fn is_blank(line: &str) -> bool {
+    let t = line.trim_start_matches(' ');
+    t.is_empty() || t.starts_with('#')
+}
+
+/// Parses `text` in pieces on all cores; `None` when it cannot be done
+/// safely (see the module documentation).
+pub fn parse_parallel(text: &str) -> Option<Value> {
+    if text.contains(['&', '*', '\t', '\r']) || text.starts_with('\u{feff}') {
+        return None;
+    }
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    if lines.iter().any(|l| l.starts_with("---") || l.starts_with("...") || l.starts_with('%')) {
+        return None;
+    }
+    // Top-level keys: every line at column 0 that is not blank must start one.
+    let mut services = None;
+    for (i, l) in lines.iter().enumerate() {
+        let line = l.trim_end_matches('\n');
+        if is_blank(line) || line.starts_with(' ') {
+            continue;
+        }
+        if !starts_key(line, 0) {
+            return None;
+        }
+        if line.trim_end() == "services:" {
+            services = Some(i);
+        }
+    }
+    let start = services? + 1;
+    let end = (start..lines.len())
+        .find(|&i| {
+            let l = lines[i].trim_end_matches('\n');
+            !is_blank(l) && !l.starts_with(' ')
+        })
+        .unwrap_or(lines.len());
+    // The indentation of the services' keys, from the first one.
+    let first = (start..end).find(|&i| !is_blank(lines[i].trim_end_matches('\n')))?;
+    let indent = lines[first].len() - lines[first].trim_start_matches(' ').len();
+    if indent == 0 {
+        return None;
+    }
+    let mut keys = Vec::new();
+    for (i, l) in lines.iter().enumerate().take(end).skip(start) {
+        let line = l.trim_end_matches('\n');
+        if is_blank(line) {
+            continue;
+        }
+        let own = line.len() - line.trim_start_matches(' ').len();
+        if own < indent {
+            return None;
+        }
+        if own == indent {
+            if !starts_key(line, indent) {
+                return None;
+            }
+            keys.push(i);
+        }
+    }
+    if keys.len() < 64 {
+        return None;
+    }
+    // Pieces: the file without the services' lines (`services:` then holds
+    // null), and the services in runs of consecutive keys.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let per_piece = keys.len().div_ceil(threads * 4);
+    let mut pieces: Vec<(String, usize)> = Vec::new();
+    let mut rest = String::with_capacity(text.len() / 16);
+    lines[..start].iter().chain(&lines[end..]).for_each(|l| rest.push_str(l));
+    if !rest.ends_with('\n') {
+        rest.push('\n');
+    }
+    pieces.push((rest, 0));
+    let mut bounds: Vec<usize> = keys.iter().step_by(per_piece).copied().collect();
+    bounds[0] = start;
+    bounds.push(end);
+    for w in bounds.windows(2) {
+        let mut piece: String = lines[w[0]..w[1]].concat();
+        if !piece.ends_with('\n') {
+            piece.push('\n');
+        }
+        pieces.push((piece, 1));
+    }
+    let parsed = crate::render::par_map_min(&pieces, 2, |(t, depth)| parse_piece(t, *depth));
+    let mut parsed = parsed.into_iter();
+    let (mut root, mut nodes) = parsed.next()??;
+    let mut all = Mapping::new();
+    for piece in parsed {
+        let (value, n) = piece?;
+        nodes += n;
+        let Value::Mapping(m) = value else { return None };
+        for (k, v) in m {
+            if all.contains_key(&k) {
+                return None;
+            }
+            all.insert(k, v);
+        }
+    }
+    // The whole document counts its root, `services` and its mapping.
+    if nodes + 2 > MAX_NODES {
+        return None;
+    }
+    let Value::Mapping(top) = &mut root else { return None };
+    match top.get_mut("services") {
+        Some(slot @ Value::Null) => *slot = Value::Mapping(all),
+        _ => return None,
+    }
+    Some(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sequential(text: &str) -> Value {
+        super::super::load::parse(text).expect("parses").0
+    }
+
+    fn generated(n: usize) -> String {
+        let mut t = String::from("# a stack\nname: big\nnamespace:\n  name: big\nservices:\n");
+        for i in 0..n {
+            t.push_str(&format!(
+                "  svc-{i:05}:\n    image: \"r/s:{i}\"\n    env:\n      A: {{ secret: app, key: k }}\n      B: |\n        line {i}\n\n        tail\n    ports: [80, 90]\n    # comment\n"
+            ));
+        }
+        t.push_str("secrets:\n  app:\n    keys: [k]\n");
+        t
+    }
+
+    #[test]
+    fn same_value_as_one_thread() {
+        let text = generated(300);
+        assert_eq!(parse_parallel(&text), Some(sequential(&text)));
+        // Built-in stacks are small, but their shape must work too.
+        for (name, text) in crate::embedded::STACKS {
+            if let Some(v) = parse_parallel(text) {
+                assert_eq!(v, sequential(text), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn declines_what_it_cannot_split_safely() {
+        let base = generated(100);
+        let cases = [
+            base.replace("  svc-00050:\n", "  svc-00050: &a\n"),
+            base.replace("  svc-00050:\n", "  svc-00001:\n"),
+            base.replace("    image: \"r/s:50\"\n", "    image: \"r/s:50\n  svc-x: y\"\n"),
+            base.replace("    ports: [80, 90]\n", "    ports: [80,\n  90]\n"),
+            base.replace("  svc-00050:\n", "  - svc-00050:\n"),
+            base.replace("  svc-00050:\n", "\tsvc-00050:\n"),
+            base.replace("name: big\n", "name: big\n---\n"),
+            base.replace("services:\n", "services: {}\n"),
+            base.replace("  svc-00050:\n", "  \"svc-00050\":\n"),
+            base.replace("  svc-00050:\n", " svc-00050:\n"),
+            generated(10),
+        ];
+        for (i, text) in cases.iter().enumerate() {
+            assert_eq!(parse_parallel(text), None, "case {i}");
+        }
+    }
+
+    /// The depth limit holds exactly as on one thread.
+    #[test]
+    fn depth_limit_is_the_same() {
+        let base = generated(100);
+        let mut outcomes = std::collections::BTreeSet::new();
+        for d in super::super::load::MAX_DEPTH - 5..super::super::load::MAX_DEPTH {
+            let nested = format!("    x: {}{}\n  svc-00050:\n", "[".repeat(d), "]".repeat(d));
+            let text = base.replace("  svc-00050:\n", &nested);
+            let one = super::super::load::parse(&text).ok().map(|(v, _)| v);
+            outcomes.insert(one.is_some());
+            assert_eq!(parse_parallel(&text).is_some(), one.is_some(), "depth {d}");
+            if let Some(v) = one {
+                assert_eq!(parse_parallel(&text), Some(v), "depth {d}");
+            }
+        }
+        assert_eq!(outcomes.len(), 2, "the depths tried must reach both sides of the limit");
+    }
+}
