@@ -18,6 +18,10 @@ use serde_yaml::{Mapping, Value};
 
 use super::load::{MAX_NODES, parse_piece};
 
+/// The key that ends a piece (see `parse_parallel`); a text holding it is
+/// parsed on one thread.
+const SENTINEL: &str = "stackgen-split-end-of-piece";
+
 /// Texts shorter than this are parsed on one thread (splitting costs more).
 pub const MIN_LEN: usize = 256 * 1024;
 
@@ -48,7 +52,7 @@ fn is_blank(line: &str) -> bool {
 /// Parses `text` in pieces on all cores; `None` when it cannot be done
 /// safely (see the module documentation).
 pub fn parse_parallel(text: &str) -> Option<Value> {
-    if text.contains(['&', '*', '\t', '\r']) || text.starts_with('\u{feff}') {
+    if text.contains(['&', '*', '\t', '\r']) || text.starts_with('\u{feff}') || text.contains(SENTINEL) {
         return None;
     }
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
@@ -121,6 +125,13 @@ pub fn parse_parallel(text: &str) -> Option<Value> {
         if !piece.ends_with('\n') {
             piece.push('\n');
         }
+        // What follows a piece decides how its last value ends (a block
+        // scalar's trailing lines end differently at the end of the text):
+        // a piece followed by more text in the file ends with a sentinel key
+        // at its indentation, so it ends the way it does in the file.
+        if w[1] < lines.len() {
+            piece.push_str(&format!("{}{SENTINEL}: ~\n", " ".repeat(indent)));
+        }
         pieces.push((piece, 1));
     }
     let parsed = crate::render::par_map_min(&pieces, 2, |(t, depth)| parse_piece(t, *depth));
@@ -130,7 +141,15 @@ pub fn parse_parallel(text: &str) -> Option<Value> {
     for piece in parsed {
         let (value, n) = piece?;
         nodes += n;
-        let Value::Mapping(m) = value else { return None };
+        let Value::Mapping(mut m) = value else { return None };
+        if m.get(SENTINEL).is_some() {
+            // Only as the last key, only as added above.
+            let last = m.iter().last().map(|(k, v)| (k.as_str() == Some(SENTINEL), v.is_null()));
+            if last != Some((true, true)) {
+                return None;
+            }
+            m.remove(SENTINEL);
+        }
         for (k, v) in m {
             if all.contains_key(&k) {
                 return None;
@@ -218,5 +237,60 @@ mod tests {
             }
         }
         assert_eq!(outcomes.len(), 2, "the depths tried must reach both sides of the limit");
+    }
+
+    /// Random damage to a splittable stack: whenever the split parse gives a
+    /// value, the one-thread parse gives the same value (never one where the
+    /// other fails).
+    mod damaged {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Line-level edits that touch what the split relies on: indentation,
+        /// quotes and brackets spanning lines, block scalars, comments, keys.
+        const EDITS: &[&str] = &[
+            "  x: \"open",
+            "  y: [1,",
+            "  ]",
+            "  \"",
+            "  z: |",
+            "line",
+            "    w: '",
+            " q: 1",
+            "  # note",
+            "",
+            "   deeper: 1",
+            "  svc-00003:",
+            "  - item",
+            "  k: {a: 1,",
+            "  }",
+            "services:",
+            "name: other",
+            "  p: >",
+            "  r: \"a\\",
+            "  s: 'it''s'",
+            "    t: \"x: y\"",
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+            #[test]
+            fn split_never_differs(edits in proptest::collection::vec((0usize..2000, 0usize..EDITS.len(), any::<bool>()), 1..4)) {
+                let mut lines: Vec<String> = generated(70).lines().map(str::to_string).collect();
+                for (at, edit, replace) in edits {
+                    let at = at % lines.len();
+                    if replace {
+                        lines[at] = EDITS[edit].to_string();
+                    } else {
+                        lines.insert(at, EDITS[edit].to_string());
+                    }
+                }
+                let text = lines.join("\n") + "\n";
+                if let Some(split) = parse_parallel(&text) {
+                    let one = super::super::super::load::parse(&text).map(|(v, _)| v);
+                    prop_assert_eq!(Ok(split), one.map_err(|e| e.message));
+                }
+            }
+        }
     }
 }
