@@ -35,6 +35,11 @@ pub struct Document {
     components: IndexMap<String, Value>,
 }
 
+/// The parsed layers `Document::release` took out.
+pub struct Released {
+    _layers: (Value, IndexMap<String, Value>, Vec<Value>),
+}
+
 /// One environment as written.
 #[derive(Debug, Clone)]
 pub struct EnvDef {
@@ -178,17 +183,15 @@ impl Document {
         })
     }
 
-    /// Drops the parsed layers once every environment needed was resolved;
-    /// name, file, text and environment names stay (for reports and
-    /// diagnostics). `resolve` must not be called afterwards.
-    pub fn release(&mut self) {
+    /// Takes the parsed layers out once every environment needed was
+    /// resolved; name, file, text and environment names stay (for reports
+    /// and diagnostics). `resolve` must not be called afterwards. The caller
+    /// decides where the returned layers are freed.
+    pub fn release(&mut self) -> Released {
         let base = std::mem::take(&mut self.base);
         let components = std::mem::take(&mut self.components);
-        let overlays: Vec<Value> = self.environments.values_mut().map(|d| std::mem::take(&mut d.overlay)).collect();
-        // Freeing a large parsed tree takes a while (0.1 s for 10,000
-        // services): a helper thread does it while rendering goes on. If no
-        // thread can be started, the closure is dropped here instead.
-        let _ = std::thread::Builder::new().spawn(move || drop((base, components, overlays)));
+        let overlays = self.environments.values_mut().map(|d| std::mem::take(&mut d.overlay)).collect();
+        Released { _layers: (base, components, overlays) }
     }
 
     fn spans(&self) -> &Spans {
