@@ -10,6 +10,7 @@ pub mod cli;
 pub mod diagnostic;
 pub mod diff;
 pub mod output;
+pub mod par;
 pub mod pipeline;
 pub mod render;
 pub mod schema;

@@ -220,7 +220,7 @@ pub fn compare(root: &Path, plan: &Plan) -> Result<Changes> {
         existing.push((rel, bytes, path));
     }
     // Reading back a large tree is I/O and memcmp: spread over the cores.
-    let states = crate::render::par_map(&existing, |(_, bytes, path)| match fs::symlink_metadata(path) {
+    let states = crate::par::map(&existing, |(_, bytes, path)| match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => Some(false),
         Ok(_) => Some(fs::read(path).is_ok_and(|old| &old == *bytes)),
         Err(_) => None,
@@ -370,7 +370,7 @@ impl Sink for Disk {
     /// ext4 (152 files: about 1 ms less); more threads were not measured.
     fn write_files(&mut self, files: &[(PathBuf, &[u8])]) -> Result<(), (usize, io::Error)> {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-        let parallel = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+        let parallel = crate::par::threads() > 1;
         if files.len() < 64 || !parallel {
             for (i, (path, bytes)) in files.iter().enumerate() {
                 self.write_file(path, bytes).map_err(|e| (i, e))?;

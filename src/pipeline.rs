@@ -186,7 +186,7 @@ fn load(sources: &Sources, sel: &Selection, require_selection: bool) -> Result<V
         return Err(Failure::Other(anyhow::anyhow!("no stack files found in {}", dir.describe())));
     }
     let mut docs = Vec::new();
-    for parsed in render::par_map_min(&chosen, 2, |f| Document::parse(f)) {
+    for parsed in crate::par::map_min(&chosen, 2, |f| Document::parse(f)) {
         match parsed {
             Ok(d) => docs.push(d),
             Err(mut e) => diags.append(&mut e),
@@ -238,7 +238,7 @@ fn build(docs: &mut [Document], sel: &Selection, sources: &Sources) -> Result<(P
     // in parallel; results are gathered in definition order. Between the two
     // phases the parsed stack files are released (only the typed stacks are
     // needed to render), which lowers the peak memory of a large stack.
-    let resolved = render::par_map_min(&units, 2, |(doc, env)| resolve_env(doc, env));
+    let resolved = crate::par::map_min(&units, 2, |(doc, env)| resolve_env(doc, env));
     let mut ready = Vec::new();
     for ((doc, env), (mut found, stack)) in units.iter().zip(resolved) {
         diags.append(&mut found);
@@ -252,7 +252,7 @@ fn build(docs: &mut [Document], sel: &Selection, sources: &Sources) -> Result<(P
     // one helper thread does it while rendering goes on. If no thread can be
     // started, the closure is dropped here instead.
     let _ = std::thread::Builder::new().spawn(move || drop(released));
-    let rendered = render::par_map_min(&ready, 2, |(_, env, stack)| -> Result<_> {
+    let rendered = crate::par::map_min(&ready, 2, |(_, env, stack)| -> Result<_> {
         let files = render::render(&tpl_env, validator, stack, env)?;
         let problems = validator.check(&files);
         Ok((files, problems))

@@ -116,7 +116,7 @@ pub fn stack_file_schema_text() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::jsonschema::Schema;
+    use crate::validate::jsonschema::{Patterns, Schema};
 
     #[test]
     fn committed_schema_is_current() {
@@ -136,7 +136,8 @@ mod tests {
     #[test]
     fn accepts_every_built_in_stack_and_rejects_unknown_keys() {
         let schema = stack_file_schema();
-        let checker = Schema::new(&schema);
+        let patterns = Patterns::default();
+        let checker = Schema::new(&schema, &patterns);
         for (file, text) in crate::embedded::STACKS {
             let errors = checker.check(&as_json(text));
             assert!(errors.is_empty(), "{file}: {errors:?}");

@@ -119,7 +119,7 @@ pub fn plan(stack: &Stack, initdb: &Map<String>) -> Vec<Object> {
     }
     // The views of many services are built in parallel, kept in order.
     let services: Vec<_> = stack.services.iter().collect();
-    let per_service = super::par_map(&services, |(key, svc)| {
+    let per_service = crate::par::map(&services, |(key, svc)| {
         let mut objects = Vec::new();
         if let Some(s) = view::service(stack, key, svc) {
             if let Some(m) = &svc.metrics {

@@ -30,11 +30,6 @@ pub struct Violation {
 pub struct Patterns(RwLock<HashMap<String, Option<regex_lite::Regex>>>);
 
 impl Patterns {
-    /// An empty cache.
-    pub fn new() -> Patterns {
-        Patterns::default()
-    }
-
     /// Whether `text` matches `pattern`; a pattern the engine cannot
     /// compile matches everything (the checker errs towards accepting).
     fn matches(&self, pattern: &str, text: &str) -> bool {
@@ -50,15 +45,10 @@ impl Patterns {
     }
 }
 
-enum Owned<'a> {
-    Borrowed(&'a Patterns),
-    Own(Patterns),
-}
-
 /// A schema document ready to check values against.
 pub struct Schema<'a> {
     doc: &'a Value,
-    patterns: Owned<'a>,
+    patterns: &'a Patterns,
 }
 
 /// Where a value sits, built into a string only when a violation needs it.
@@ -129,21 +119,10 @@ impl<'a> Keywords<'a> {
 }
 
 impl<'a> Schema<'a> {
-    /// A checker for `doc`, with its own pattern cache.
-    pub fn new(doc: &'a Value) -> Self {
-        Schema { doc, patterns: Owned::Own(Patterns::new()) }
-    }
-
-    /// A checker for `doc` sharing the pattern cache `patterns`.
-    pub fn with(doc: &'a Value, patterns: &'a Patterns) -> Self {
-        Schema { doc, patterns: Owned::Borrowed(patterns) }
-    }
-
-    fn matches(&self, pattern: &str, text: &str) -> bool {
-        match &self.patterns {
-            Owned::Borrowed(p) => p.matches(pattern, text),
-            Owned::Own(p) => p.matches(pattern, text),
-        }
+    /// A checker for `doc`, compiling its regexes into `patterns` (a cache
+    /// shared by every check of that document).
+    pub fn new(doc: &'a Value, patterns: &'a Patterns) -> Self {
+        Schema { doc, patterns }
     }
 
     /// Checks `value` against the document's root; returns every violation
@@ -226,7 +205,7 @@ impl<'a> Schema<'a> {
             fail(out, format!("expected {c}, found {v}"));
         }
         if let (Some(p), Some(text)) = (kw.pattern, v.as_str())
-            && !self.matches(p, text)
+            && !self.patterns.matches(p, text)
         {
             fail(out, format!("`{text}` does not match the pattern `{p}`"));
         }
@@ -291,7 +270,7 @@ impl<'a> Schema<'a> {
                     }
                     let mut matched = false;
                     for (pat, ps) in kw.pattern_properties.into_iter().flatten() {
-                        if self.matches(pat, k) {
+                        if self.patterns.matches(pat, k) {
                             matched = true;
                             self.walk(ps, child, &child_at, out, depth + 1);
                         }
@@ -377,7 +356,8 @@ mod tests {
             },
             "$defs": { "port": { "x-kubernetes-int-or-string": true } }
         });
-        let s = Schema::new(&schema);
+        let patterns = Patterns::default();
+        let s = Schema::new(&schema, &patterns);
         assert!(s.check(&json!({ "name": "a", "port": "http", "list": [1] })).is_empty());
         let v = s.check(&json!({ "nme": "a", "port": true, "list": ["x"] }));
         let text: Vec<String> = v.iter().map(|v| format!("{} {}", v.path, v.rule)).collect();

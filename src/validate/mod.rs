@@ -55,7 +55,7 @@ fn parse_crd(path: &str, text: &str) -> Result<Parsed, String> {
             props.entry("metadata").or_insert(serde_json::json!({ "type": "object" }));
         }
     }
-    let patterns = Patterns::new();
+    let patterns = Patterns::default();
     Ok((v, patterns))
 }
 
@@ -72,7 +72,7 @@ impl Validator {
             .filter(|(p, _)| p.starts_with("crds/"))
             .map(|(path, text)| (*path, (*text, OnceLock::new())))
             .collect();
-        let patterns = Patterns::new();
+        let patterns = Patterns::default();
         Ok(Validator { kube: (kube, patterns), version: version.to_string(), crds, compose: OnceLock::new() })
     }
 
@@ -81,7 +81,7 @@ impl Validator {
             .get_or_init(|| {
                 let text = embedded("compose-spec.json").ok_or("no embedded compose schema")?;
                 let v: Value = serde_json::from_str(text).map_err(|e| format!("embedded compose schema: {e}"))?;
-                let patterns = Patterns::new();
+                let patterns = Patterns::default();
                 Ok((v, patterns))
             })
             .as_ref()
@@ -90,7 +90,7 @@ impl Validator {
     /// Problems of every rendered file: those found while rendering, a
     /// check of any YAML file not checked yet, and the lints across files.
     pub fn check(&self, files: &[File]) -> Vec<String> {
-        let mut problems: Vec<String> = crate::render::par_map(files, |f| match &f.problems {
+        let mut problems: Vec<String> = crate::par::map(files, |f| match &f.problems {
             Some(p) => p.clone(),
             None => self.check_file(f),
         })
@@ -134,7 +134,7 @@ impl Validator {
             Ok(p) => p,
             Err(e) => return vec![format!("{file}: {e}")],
         };
-        Schema::with(schema, patterns)
+        Schema::new(schema, patterns)
             .check(value)
             .into_iter()
             .map(|v| format!("{file}: `{}`: {} [Compose Specification]", path_or_root(&v.path), v.rule))
@@ -152,7 +152,7 @@ impl Validator {
         let mut report = |v: jsonschema::Violation, rule_src: &str| {
             out.push(format!("{file}: {what}: `{}`: {} [{rule_src}]", path_or_root(&v.path), v.rule));
         };
-        let kube = Schema::with(&self.kube.0, &self.kube.1);
+        let kube = Schema::new(&self.kube.0, &self.kube.1);
         if let Some(root) = self.kube.0.get("kinds").and_then(|k| k.get(&key)) {
             let schema = kube;
             for v in schema.check_at(root, value) {
@@ -173,7 +173,7 @@ impl Validator {
                 return out;
             }
         };
-        for v in Schema::with(schema_doc, patterns).check(value) {
+        for v in Schema::new(schema_doc, patterns).check(value) {
             report(v, &format!("CRD {group} {version} {kind}"));
         }
         // CRD schemas do not describe metadata; check it as ObjectMeta.

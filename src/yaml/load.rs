@@ -102,19 +102,21 @@ pub fn spans(text: &str) -> Spans {
 /// (the caller then parses the whole text). Returns the value and the
 /// number of nodes, for the document-wide limit.
 pub(super) fn parse_piece(text: &str, depth: usize) -> Option<(Value, usize)> {
-    let mut builder = Builder { depth, ..Builder::default() };
-    let mut parser = Parser::new_from_str(text);
-    let parsed = parser.load(&mut builder, true);
+    let (builder, parsed) = run(text, Builder { depth, ..Builder::default() });
     if builder.error.is_some() || parsed.is_err() || builder.anchored {
         return None;
     }
     Some((builder.done.unwrap_or(Value::Null), builder.nodes))
 }
 
+/// Feeds the events of `text` to `builder`.
+fn run(text: &str, mut builder: Builder) -> (Builder, Result<(), yaml_rust2::ScanError>) {
+    let parsed = Parser::new_from_str(text).load(&mut builder, true);
+    (builder, parsed)
+}
+
 fn parse_with(text: &str, record: bool) -> Result<(Value, Option<Spans>), LoadError> {
-    let mut builder = Builder { record, ..Builder::default() };
-    let mut parser = Parser::new_from_str(text);
-    let parsed = parser.load(&mut builder, true);
+    let (builder, parsed) = run(text, Builder { record, ..Builder::default() });
     // The builder's own limits (depth, aliases, duplicates) are hit first
     // and say more than the parser's later complaint.
     if let Some(err) = builder.error {

@@ -108,7 +108,7 @@ pub fn parse_parallel(text: &str) -> Option<Value> {
     }
     // Pieces: the file without the services' lines (`services:` then holds
     // null), and the services in runs of consecutive keys.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let threads = crate::par::threads();
     let per_piece = keys.len().div_ceil(threads * 4);
     let mut pieces: Vec<(String, usize)> = Vec::new();
     let mut rest = String::with_capacity(text.len() / 16);
@@ -134,7 +134,7 @@ pub fn parse_parallel(text: &str) -> Option<Value> {
         }
         pieces.push((piece, 1));
     }
-    let parsed = crate::render::par_map_min(&pieces, 2, |(t, depth)| parse_piece(t, *depth));
+    let parsed = crate::par::map_min(&pieces, 2, |(t, depth)| parse_piece(t, *depth));
     let mut parsed = parsed.into_iter();
     let (mut root, mut nodes) = parsed.next()??;
     let mut all = Mapping::new();
