@@ -84,8 +84,14 @@ impl Plan {
     pub fn seal(&mut self) {
         for dir in &self.env_dirs {
             let prefix = format!("{dir}/");
-            let listed: Vec<&str> =
-                self.files.keys().filter_map(|k| k.strip_prefix(&prefix)).filter(|k| *k != MANIFEST).collect();
+            // Only the keys under `prefix`, which sort together: scanning
+            // every file for every directory was quadratic in a monorepo.
+            let listed: Vec<&str> = self
+                .files
+                .range::<str, _>((std::ops::Bound::Included(prefix.as_str()), std::ops::Bound::Unbounded))
+                .map_while(|(k, _)| k.strip_prefix(&prefix))
+                .filter(|k| *k != MANIFEST)
+                .collect();
             let mut body = String::from(
                 "# Files written by stackgen in this directory; it deletes them when they are no longer rendered.\n",
             );

@@ -247,13 +247,23 @@ fn build(docs: &mut [Document], sel: &Selection, sources: &Sources) -> Result<(P
         }
     }
     drop(units);
-    let released: Vec<_> = docs.iter_mut().map(Document::release).collect();
-    // Freeing large parsed trees takes a while (0.1 s for 10,000 services):
-    // one helper thread does it while rendering goes on. If no thread can be
-    // started, the closure is dropped here instead.
-    let _ = std::thread::Builder::new().spawn(move || drop(released));
+    // Freeing large trees takes a while (0.1 s for the parsed file of
+    // 10,000 services, 40 ms for their rendered views): one helper thread
+    // does it while rendering goes on. Without that thread, whatever is
+    // sent is freed here instead.
+    let (free, garbage) = std::sync::mpsc::channel::<Box<dyn Send>>();
+    let freeing = std::thread::Builder::new().spawn(move || garbage.into_iter().for_each(drop));
+    let free = |g: Box<dyn Send>| {
+        if freeing.is_ok() {
+            // Send fails only once the receiver is gone, and then `g` is
+            // dropped right here.
+            let _ = free.send(g);
+        }
+    };
+    free(Box::new(docs.iter_mut().map(Document::release).collect::<Vec<_>>()));
     let rendered = crate::par::map_min(&ready, 2, |(_, env, stack)| -> Result<_> {
-        let files = render::render(&tpl_env, validator, stack, env)?;
+        let render::Rendered { files, views } = render::render(&tpl_env, validator, stack, env)?;
+        free(Box::new(views));
         let problems = validator.check(&files);
         Ok((files, problems))
     });
@@ -265,6 +275,7 @@ fn build(docs: &mut [Document], sel: &Selection, sources: &Sources) -> Result<(P
             plan.files.insert(f.path, f.bytes);
         }
     }
+    free(Box::new(ready));
     normalize(&mut diags);
     if has_errors(&diags) {
         return Err(Failure::Invalid(diags));
@@ -320,6 +331,10 @@ fn render_cmd(a: &RenderArgs) -> Result<u8, Failure> {
     } else if !a.quiet {
         report_summary(root, &docs, &changes);
     }
+    // The process ends now: the operating system takes the memory back at
+    // once, where freeing the plan file by file took 20 ms for 10,000
+    // services.
+    std::mem::forget((plan, changes, docs));
     Ok(0)
 }
 
