@@ -116,7 +116,7 @@ pub fn stack_file_schema_text() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::jsonschema::{Patterns, Schema};
+    use crate::validate::jsonschema::Schema;
 
     #[test]
     fn committed_schema_is_current() {
@@ -128,16 +128,15 @@ mod tests {
         );
     }
 
-    fn as_json(yaml: &str) -> Value {
+    fn as_json(yaml: &str) -> crate::yaml::doc::Doc<'static> {
         let (v, _) = crate::yaml::parse(yaml).expect("yaml");
-        serde_json::to_value(v).expect("json")
+        crate::yaml::doc::Doc::from_json(serde_json::to_value(v).expect("json"))
     }
 
     #[test]
     fn accepts_every_built_in_stack_and_rejects_unknown_keys() {
         let schema = stack_file_schema();
-        let patterns = Patterns::default();
-        let checker = Schema::new(&schema, &patterns);
+        let checker = Schema::new(&schema);
         for (file, text) in crate::embedded::STACKS {
             let errors = checker.check(&as_json(text));
             assert!(errors.is_empty(), "{file}: {errors:?}");

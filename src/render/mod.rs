@@ -60,8 +60,8 @@ fn render_template(
 }
 
 /// Parses a rendered document back and checks it is the object expected.
-fn check_document(template: &str, text: &str, obj: Option<&Object>) -> Result<serde_json::Value> {
-    let doc: serde_json::Value = crate::yaml::fast::parse_json(text)
+fn check_document<'t>(template: &str, text: &'t str, obj: Option<&Object>) -> Result<crate::yaml::doc::Doc<'t>> {
+    let doc = crate::yaml::fast::parse(text)
         .map_err(|e| anyhow!("template `{template}` produced invalid YAML: {e}\n--- output ---\n{text}"))?;
     let Some(obj) = obj else { return Ok(doc) };
     let kind = doc.get("kind").and_then(|k| k.as_str());

@@ -14,22 +14,22 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::render::File;
-use jsonschema::{Patterns, Schema};
+use crate::yaml::doc::Doc;
+use jsonschema::Schema;
 
 /// Kubernetes versions whose schemas are embedded.
 pub const KUBE_VERSIONS: &[&str] = &["1.30", "1.32"];
 /// The default Kubernetes version.
 pub const DEFAULT_KUBE_VERSION: &str = "1.32";
 
-/// A parsed schema document with its patterns.
-type Parsed = (Value, Patterns);
 /// A schema parsed on first use (or why it could not be).
-type Lazy = OnceLock<Result<Parsed, String>>;
+type Lazy = OnceLock<Result<Schema<'static>, String>>;
 
 /// The embedded schemas, each parsed on first use (a render needs only
-/// some of them) and then shared by every check.
+/// some of them) and then shared by every check. Parsed schema documents
+/// are never freed (see `leak`).
 pub struct Validator {
-    kube: Parsed,
+    kube: Schema<'static>,
     version: String,
     crds: BTreeMap<&'static str, (&'static str, Lazy)>,
     compose: Lazy,
@@ -39,8 +39,15 @@ fn embedded(path: &str) -> Option<&'static str> {
     crate::embedded::SCHEMAS.iter().find(|(p, _)| *p == path).map(|(_, t)| *t)
 }
 
+/// A parsed schema document, kept for the rest of the process: the
+/// compiled checker borrows from it, and freeing the parsed trees took
+/// about 6% of the CPU time of rendering the built-in stacks.
+fn leak(v: Value) -> &'static Value {
+    Box::leak(Box::new(v))
+}
+
 /// Parses a CRD schema and closes it the way the API server treats it.
-fn parse_crd(path: &str, text: &str) -> Result<Parsed, String> {
+fn parse_crd(path: &str, text: &str) -> Result<Schema<'static>, String> {
     let mut v: Value = serde_json::from_str(text).map_err(|e| format!("embedded schema {path}: {e}"))?;
     // CRD schemas leave the root open; an unknown top-level field is
     // still an error for the API server.
@@ -55,8 +62,7 @@ fn parse_crd(path: &str, text: &str) -> Result<Parsed, String> {
             props.entry("metadata").or_insert(serde_json::json!({ "type": "object" }));
         }
     }
-    let patterns = Patterns::default();
-    Ok((v, patterns))
+    Ok(Schema::new(leak(v)))
 }
 
 impl Validator {
@@ -72,17 +78,15 @@ impl Validator {
             .filter(|(p, _)| p.starts_with("crds/"))
             .map(|(path, text)| (*path, (*text, OnceLock::new())))
             .collect();
-        let patterns = Patterns::default();
-        Ok(Validator { kube: (kube, patterns), version: version.to_string(), crds, compose: OnceLock::new() })
+        Ok(Validator { kube: Schema::new(leak(kube)), version: version.to_string(), crds, compose: OnceLock::new() })
     }
 
-    fn compose(&self) -> Result<&Parsed, &String> {
+    fn compose(&self) -> Result<&Schema<'static>, &String> {
         self.compose
             .get_or_init(|| {
                 let text = embedded("compose-spec.json").ok_or("no embedded compose schema")?;
                 let v: Value = serde_json::from_str(text).map_err(|e| format!("embedded compose schema: {e}"))?;
-                let patterns = Patterns::default();
-                Ok((v, patterns))
+                Ok(Schema::new(leak(v)))
             })
             .as_ref()
     }
@@ -120,7 +124,7 @@ impl Validator {
         }
         let parsed = std::str::from_utf8(&f.bytes)
             .map_err(|e| e.to_string())
-            .and_then(|text| crate::yaml::fast::parse_json(text).map_err(|e| e.to_string()));
+            .and_then(|text| crate::yaml::fast::parse(text).map_err(|e| e.to_string()));
         let value = match parsed {
             Ok(v) => v,
             Err(e) => return vec![format!("{}: not valid YAML: {e}", f.path)],
@@ -129,12 +133,12 @@ impl Validator {
     }
 
     /// A compose file against the Compose Specification.
-    pub fn check_compose(&self, file: &str, value: &Value) -> Vec<String> {
-        let (schema, patterns) = match self.compose() {
-            Ok(p) => p,
+    pub fn check_compose(&self, file: &str, value: &Doc<'_>) -> Vec<String> {
+        let schema = match self.compose() {
+            Ok(s) => s,
             Err(e) => return vec![format!("{file}: {e}")],
         };
-        Schema::new(schema, patterns)
+        schema
             .check(value)
             .into_iter()
             .map(|v| format!("{file}: `{}`: {} [Compose Specification]", path_or_root(&v.path), v.rule))
@@ -142,20 +146,19 @@ impl Validator {
     }
 
     /// A Kubernetes object against its Kubernetes or CRD schema.
-    pub fn check_object(&self, file: &str, value: &Value) -> Vec<String> {
-        let api = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-        let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    pub fn check_object(&self, file: &str, value: &Doc<'_>) -> Vec<String> {
+        let api = value.get("apiVersion").and_then(Doc::as_str).unwrap_or_default();
+        let kind = value.get("kind").and_then(Doc::as_str).unwrap_or_default();
+        let name = value.pointer("/metadata/name").and_then(Doc::as_str).unwrap_or_default();
         let what = format!("{kind} `{name}`");
         let key = format!("{api}/{kind}");
         let mut out = Vec::new();
         let mut report = |v: jsonschema::Violation, rule_src: &str| {
             out.push(format!("{file}: {what}: `{}`: {} [{rule_src}]", path_or_root(&v.path), v.rule));
         };
-        let kube = Schema::new(&self.kube.0, &self.kube.1);
-        if let Some(root) = self.kube.0.get("kinds").and_then(|k| k.get(&key)) {
-            let schema = kube;
-            for v in schema.check_at(root, value) {
+        let kube = &self.kube;
+        if let Some(root) = kube.doc().get("kinds").and_then(|k| k.get(&key)) {
+            for v in kube.check_at(root, value) {
                 report(v, &format!("Kubernetes {} {key}", self.version));
             }
             return out;
@@ -166,19 +169,19 @@ impl Validator {
             out.push(format!("{file}: {what}: no schema for {api} {kind}; stackgen cannot check it"));
             return out;
         };
-        let (schema_doc, patterns) = match parsed.get_or_init(|| parse_crd(&crd, text)) {
-            Ok(p) => p,
+        let schema = match parsed.get_or_init(|| parse_crd(&crd, text)) {
+            Ok(s) => s,
             Err(e) => {
                 out.push(format!("{file}: {what}: {e}"));
                 return out;
             }
         };
-        for v in Schema::new(schema_doc, patterns).check(value) {
+        for v in schema.check(value) {
             report(v, &format!("CRD {group} {version} {kind}"));
         }
         // CRD schemas do not describe metadata; check it as ObjectMeta.
         if let (Some(meta), Some(def)) =
-            (value.get("metadata"), self.kube.0.pointer("/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"))
+            (value.get("metadata"), kube.doc().pointer("/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"))
         {
             for mut v in kube.check_at(def, meta) {
                 v.path = format!(".metadata{}", v.path);
@@ -195,16 +198,16 @@ fn path_or_root(p: &str) -> &str {
 
 /// What the lints need of an object: kind, name, and the Service selector
 /// or the workload's pod labels.
-pub fn lint_subset(doc: &Value) -> Option<Value> {
-    let kind = doc.get("kind")?.clone();
-    let mut out = serde_json::json!({ "kind": kind, "metadata": { "name": doc.pointer("/metadata/name")? } });
+pub fn lint_subset(doc: &Doc<'_>) -> Option<Value> {
+    let kind = doc.get("kind")?.to_json();
+    let mut out = serde_json::json!({ "kind": kind, "metadata": { "name": doc.pointer("/metadata/name")?.to_json() } });
     for ptr in ["/spec/selector", "/spec/template/metadata/labels", "/spec/jobTemplate/spec/template/metadata/labels"] {
         if let Some(v) = doc.pointer(ptr) {
             let mut node = &mut out;
             let parts: Vec<&str> = ptr.trim_start_matches('/').split('/').collect();
             for (i, p) in parts.iter().enumerate() {
                 if i + 1 == parts.len() {
-                    node[*p] = v.clone();
+                    node[*p] = v.to_json();
                 } else {
                     if node.get(*p).is_none() {
                         node[*p] = serde_json::json!({});
@@ -279,8 +282,8 @@ mod tests {
             assert!(v.compose().is_ok(), "compose schema");
             assert!(!v.crds.is_empty());
             for (path, (text, _)) in &v.crds {
-                let (schema, _) = parse_crd(path, text).unwrap_or_else(|e| panic!("{e}"));
-                assert!(schema.get("properties").is_some(), "{path} has no properties");
+                let schema = parse_crd(path, text).unwrap_or_else(|e| panic!("{e}"));
+                assert!(schema.doc().get("properties").is_some(), "{path} has no properties");
             }
         }
     }

@@ -6,10 +6,10 @@
 //! quarter of the CPU time of a 10,000-service render; the line-based reader
 //! here is several times faster on the same documents.
 //!
-//! The guarantee: [`parse_json`] returns exactly what
-//! `serde_yaml::from_str::<serde_json::Value>(text)` returns: the same value
-//! (key order included), or an error whenever serde_yaml errors. The fast
-//! path ([`parse_subset`]) only answers when it is certain; on anything
+//! The guarantee: [`parse`] (as a [`Doc`]) and [`parse_json`] return exactly
+//! what `serde_yaml::from_str::<serde_json::Value>(text)` returns: the same
+//! value (key order included), or an error whenever serde_yaml errors. The
+//! fast path ([`parse_subset`]) only answers when it is certain; on anything
 //! outside the subset, or anything it is unsure about, it answers `None` and
 //! serde_yaml parses the text instead. It never reports an error itself.
 //!
@@ -38,7 +38,11 @@
 //! scalar as the whole document, an empty or comment-only document, and any
 //! indentation the rules above do not expect (even when it is valid YAML).
 
-use serde_json::{Map, Number, Value};
+use std::borrow::Cow;
+
+use serde_json::{Number, Value};
+
+use super::doc::{Doc, has_duplicate_keys};
 
 /// Deepest nesting the fast path handles (serde_yaml refuses 128 levels).
 const MAX_DEPTH: usize = 64;
@@ -47,9 +51,17 @@ const MAX_DEPTH: usize = 64;
 /// handles (libyaml refuses keys of more than 1024 characters).
 const MAX_KEY: usize = 1000;
 
-/// Parses one YAML document into a JSON value; the same result as
+/// Parses one YAML document; the same data as
 /// `serde_yaml::from_str::<serde_json::Value>(text)` (fast path for the
 /// block-style subset, serde_yaml otherwise).
+pub fn parse(text: &str) -> Result<Doc<'_>, serde_yaml::Error> {
+    match parse_doc(text) {
+        Some(doc) => Ok(doc),
+        None => serde_yaml::from_str(text).map(Doc::from_json),
+    }
+}
+
+/// [`parse`] as a JSON value.
 pub fn parse_json(text: &str) -> Result<Value, serde_yaml::Error> {
     match parse_subset(text) {
         Some(value) => Ok(value),
@@ -57,9 +69,14 @@ pub fn parse_json(text: &str) -> Result<Value, serde_yaml::Error> {
     }
 }
 
-/// The fast path alone: `None` when the text is outside the subset (the
-/// caller then falls back to serde_yaml).
+/// The fast path alone, as a JSON value: `None` when the text is outside
+/// the subset (the caller then falls back to serde_yaml).
 pub fn parse_subset(text: &str) -> Option<Value> {
+    parse_doc(text).map(|doc| doc.to_json())
+}
+
+/// The fast path alone.
+fn parse_doc(text: &str) -> Option<Doc<'_>> {
     let (lines, tab) = split_lines(text)?;
     let mut parser = Parser { lines, pos: 0, final_newline: text.ends_with('\n'), tab, depth: 0 };
     // An empty or comment-only document is serde_yaml's business.
@@ -133,7 +150,7 @@ enum Chomp {
 /// The first part of a line in a block collection.
 enum Entry<'a> {
     /// `key:` and what follows the colon on that line.
-    Key(String, &'a str),
+    Key(Cow<'a, str>, &'a str),
     /// Not a mapping entry (a scalar, if anything).
     Scalar,
 }
@@ -181,7 +198,7 @@ impl<'a> Parser<'a> {
 
     /// A block collection whose first entry is `rest`, at column `col` of
     /// the current line.
-    fn block(&mut self, col: usize, rest: &'a str) -> Option<Value> {
+    fn block(&mut self, col: usize, rest: &'a str) -> Option<Doc<'a>> {
         if is_seq_entry(rest) {
             return self.seq(col, rest);
         }
@@ -193,15 +210,13 @@ impl<'a> Parser<'a> {
 
     /// A block mapping at column `col`; its first key is already split off
     /// the current line.
-    fn map(&mut self, col: usize, mut key: String, mut after: &'a str) -> Option<Value> {
+    fn map(&mut self, col: usize, mut key: Cow<'a, str>, mut after: &'a str) -> Option<Doc<'a>> {
         self.enter()?;
-        let mut map = Map::new();
+        let mut map = Vec::new();
         loop {
             self.pos += 1;
             let value = self.value_after_key(col, after)?;
-            if map.insert(key, value).is_some() {
-                return None;
-            }
+            map.push((key, value));
             match self.peek()? {
                 Next::Line(indent, rest) if indent == col => match split_entry(rest)? {
                     Entry::Key(k, a) => (key, after) = (k, a),
@@ -212,12 +227,15 @@ impl<'a> Parser<'a> {
             }
         }
         self.depth -= 1;
-        Some(Value::Object(map))
+        if has_duplicate_keys(&map) {
+            return None;
+        }
+        Some(Doc::Object(map))
     }
 
     /// The value of a key of the mapping at column `col`: `after` is the
     /// rest of the key's line (already consumed) after the colon.
-    fn value_after_key(&mut self, col: usize, after: &'a str) -> Option<Value> {
+    fn value_after_key(&mut self, col: usize, after: &'a str) -> Option<Doc<'a>> {
         let inline = after.trim_start_matches(' ');
         if !inline.is_empty() {
             return self.scalar(col, inline);
@@ -226,13 +244,13 @@ impl<'a> Parser<'a> {
             Next::Line(indent, rest) if indent > col => self.block(indent, rest),
             // A sequence may sit at the column of its key.
             Next::Line(indent, rest) if indent == col && is_seq_entry(rest) => self.seq(col, rest),
-            _ => Some(Value::Null),
+            _ => Some(Doc::Null),
         }
     }
 
     /// A block sequence at column `col` whose first entry (`-` ...) is the
     /// rest of the current line.
-    fn seq(&mut self, col: usize, mut entry: &'a str) -> Option<Value> {
+    fn seq(&mut self, col: usize, mut entry: &'a str) -> Option<Doc<'a>> {
         self.enter()?;
         let mut items = Vec::new();
         loop {
@@ -241,7 +259,7 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 items.push(match self.peek()? {
                     Next::Line(indent, rest) if indent > col => self.block(indent, rest)?,
-                    _ => Value::Null,
+                    _ => Doc::Null,
                 });
             } else {
                 // Only `-` and spaces precede the content: bytes are columns.
@@ -257,12 +275,12 @@ impl<'a> Parser<'a> {
             }
         }
         self.depth -= 1;
-        Some(Value::Array(items))
+        Some(Doc::Array(items))
     }
 
     /// The content of an entry of the sequence at column `col`, starting at
     /// column `at` of the current line.
-    fn item(&mut self, col: usize, at: usize, content: &'a str) -> Option<Value> {
+    fn item(&mut self, col: usize, at: usize, content: &'a str) -> Option<Doc<'a>> {
         if is_seq_entry(content) {
             return self.seq(at, content);
         }
@@ -278,14 +296,14 @@ impl<'a> Parser<'a> {
     /// A scalar or empty flow collection written inline in the collection
     /// at column `col`: `s`, non-empty, is the rest of the line before the
     /// current one. Consumes a literal block scalar's lines.
-    fn scalar(&mut self, col: usize, s: &'a str) -> Option<Value> {
+    fn scalar(&mut self, col: usize, s: &'a str) -> Option<Doc<'a>> {
         match s.as_bytes().first()? {
             b'"' => match double_quoted(s)? {
-                (value, "") => Some(Value::String(value)),
+                (value, "") => Some(Doc::String(value)),
                 _ => None,
             },
             b'\'' => match single_quoted(s)? {
-                (value, "") => Some(Value::String(value)),
+                (value, "") => Some(Doc::String(value)),
                 _ => None,
             },
             b'|' => {
@@ -295,10 +313,10 @@ impl<'a> Parser<'a> {
                     "|+" => Chomp::Keep,
                     _ => return None,
                 };
-                self.literal(col, chomp).map(Value::String)
+                self.literal(col, chomp).map(|text| Doc::String(Cow::Owned(text)))
             }
-            b'{' => (s == "{}").then(|| Value::Object(Map::new())),
-            b'[' => (s == "[]").then(|| Value::Array(Vec::new())),
+            b'{' => (s == "{}").then(|| Doc::Object(Vec::new())),
+            b'[' => (s == "[]").then(|| Doc::Array(Vec::new())),
             _ if plain_start(s) && plain_end(s).is_none() => resolve_plain(s),
             _ => None,
         }
@@ -369,7 +387,7 @@ fn split_entry(s: &str) -> Option<Entry<'_>> {
                 if !plain_start(key) || key.ends_with(' ') {
                     return None;
                 }
-                (key.to_string(), s.get(colon..)?)
+                (Cow::Borrowed(key), s.get(colon..)?)
             }
             // A comment before any `: `.
             Some(_) => return None,
@@ -412,16 +430,21 @@ fn plain_start(s: &str) -> bool {
 
 /// A double-quoted scalar at the start of `s`, closed on the same line:
 /// its value and the text after the closing quote.
-fn double_quoted(s: &str) -> Option<(String, &str)> {
+fn double_quoted(s: &str) -> Option<(Cow<'_, str>, &str)> {
     let mut rest = s.get(1..)?;
     let mut out = String::new();
     loop {
         let at = rest.find(['"', '\\'])?;
-        out.push_str(rest.get(..at)?);
         let tail = rest.get(at..)?;
         if let Some(after) = tail.strip_prefix('"') {
-            return Some((out, after));
+            // No escape before the closing quote: the text itself.
+            if out.is_empty() && rest.len() + 1 == s.len() {
+                return Some((Cow::Borrowed(rest.get(..at)?), after));
+            }
+            out.push_str(rest.get(..at)?);
+            return Some((Cow::Owned(out), after));
         }
+        out.push_str(rest.get(..at)?);
         let escaped = tail.get(2..)?;
         let (c, digits) = match tail.as_bytes().get(1)? {
             b'0' => ('\0', 0),
@@ -463,19 +486,26 @@ fn hex_escape(s: &str, len: usize) -> Option<char> {
 
 /// A single-quoted scalar at the start of `s`, closed on the same line:
 /// its value and the text after the closing quote.
-fn single_quoted(s: &str) -> Option<(String, &str)> {
+fn single_quoted(s: &str) -> Option<(Cow<'_, str>, &str)> {
     let mut rest = s.get(1..)?;
     let mut out = String::new();
     loop {
         let at = rest.find('\'')?;
-        out.push_str(rest.get(..at)?);
         let after = rest.get(at + 1..)?;
         match after.strip_prefix('\'') {
             Some(more) => {
+                out.push_str(rest.get(..at)?);
                 out.push('\'');
                 rest = more;
             }
-            None => return Some((out, after)),
+            // No `''` before the closing quote: the text itself.
+            None if out.is_empty() && rest.len() + 1 == s.len() => {
+                return Some((Cow::Borrowed(rest.get(..at)?), after));
+            }
+            None => {
+                out.push_str(rest.get(..at)?);
+                return Some((Cow::Owned(out), after));
+            }
         }
     }
 }
@@ -488,23 +518,23 @@ fn single_quoted(s: &str) -> Option<(String, &str)> {
 
 /// The value of a plain scalar; `None` for integers that need 128 bits
 /// (serde_json refuses those: serde_yaml's error is the right answer).
-fn resolve_plain(s: &str) -> Option<Value> {
+fn resolve_plain(s: &str) -> Option<Doc<'_>> {
     match s {
-        "null" | "Null" | "NULL" | "~" => return Some(Value::Null),
-        "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
-        "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
+        "null" | "Null" | "NULL" | "~" => return Some(Doc::Null),
+        "true" | "True" | "TRUE" => return Some(Doc::Bool(true)),
+        "false" | "False" | "FALSE" => return Some(Doc::Bool(false)),
         _ => {}
     }
     // Integers and finite floats start with a digit, a sign or a dot (Rust's
     // float syntax also takes `inf` and `nan`, which are not finite).
     if !s.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '.')) {
-        return Some(Value::String(s.to_string()));
+        return Some(Doc::String(Cow::Borrowed(s)));
     }
     if let Some(n) = parse_unsigned_int(s, u64::from_str_radix) {
-        return Some(Value::Number(n.into()));
+        return Some(Doc::Number(n.into()));
     }
     if let Some(n) = parse_negative_int(s, i64::from_str_radix) {
-        return Some(Value::Number(n.into()));
+        return Some(Doc::Number(n.into()));
     }
     if parse_unsigned_int(s, u128::from_str_radix).is_some() || parse_negative_int(s, i128::from_str_radix).is_some() {
         return None;
@@ -513,9 +543,9 @@ fn resolve_plain(s: &str) -> Option<Value> {
         && let Some(f) = parse_f64(s)
     {
         // serde_json has no infinities or NaN: they become null.
-        return Some(Number::from_f64(f).map_or(Value::Null, Value::Number));
+        return Some(Number::from_f64(f).map_or(Doc::Null, Doc::Number));
     }
-    Some(Value::String(s.to_string()))
+    Some(Doc::String(Cow::Borrowed(s)))
 }
 
 fn parse_unsigned_int<T>(s: &str, from_str_radix: fn(&str, u32) -> Result<T, std::num::ParseIntError>) -> Option<T> {

@@ -1,6 +1,7 @@
 //! YAML in and out: a position-aware loader for stack files and an emitter
 //! whose strings read back identically under YAML 1.1 and 1.2.
 
+pub mod doc;
 pub mod emit;
 pub mod fast;
 mod load;
