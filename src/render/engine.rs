@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use minijinja::value::{Value, ValueKind};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior};
 
-use crate::yaml::emit::{Node, quote_str, value_after_key};
+use crate::yaml::emit::{Node, double_quoted, is_plain_safe, quote_str, value_after_key};
 
 /// Builds the environment. Templates in `overrides` replace the embedded
 /// ones of the same relative path; the rest fall back to the embedded ones.
@@ -77,6 +77,11 @@ fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<()
         return out.write_str(value.as_str().unwrap_or_default()).map_err(Error::from);
     }
     match state.auto_escape() {
+        // A string, the common case, without the detour through a node.
+        AutoEscape::Custom(kind) if kind == "yaml" && value.kind() == ValueKind::String => {
+            let s = value.as_str().unwrap_or_default();
+            if is_plain_safe(s) { out.write_str(s) } else { out.write_str(&double_quoted(s)) }.map_err(Error::from)
+        }
         AutoEscape::Custom(kind) if kind == "yaml" => out.write_str(&scalar(value)?).map_err(Error::from),
         // dotenv comments and values: one line, nothing a dotenv reader
         // would interpolate or end early.

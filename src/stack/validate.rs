@@ -18,8 +18,15 @@ use crate::stack::resolve::Locator;
 pub fn validate(stack: &Stack, file_stem: &str, loc: &Locator<'_>) -> Vec<Diagnostic> {
     let mut v = Checker { stack, loc, out: Vec::new() };
     v.top(file_stem);
-    for (name, svc) in &stack.services {
-        v.service(name, svc);
+    // Services are checked independently: on all cores when there are many
+    // (`par::map`), their findings kept in definition order.
+    let services: Vec<_> = stack.services.iter().collect();
+    for mut found in crate::par::map(&services, |(name, svc)| {
+        let mut c = Checker { stack, loc, out: Vec::new() };
+        c.service(name, svc);
+        c.out
+    }) {
+        v.out.append(&mut found);
     }
     v.volumes_shared();
     v.configs();
@@ -1101,6 +1108,28 @@ mod tests {
         assert!(is_env_name("APP_URL") && is_env_name("discovery.type") && !is_env_name("1X") && !is_env_name("A B"));
         assert!(is_ref_name("APP_URL") && !is_ref_name("A-B"));
         assert!(is_label_key("app.kubernetes.io/name") && !is_label_key("bad key"));
+    }
+
+    /// Many services are checked on all cores; findings stay in service
+    /// order, as on one thread.
+    #[test]
+    fn findings_of_many_services_keep_their_order() {
+        let mut text = String::from("name: t\nnamespace: {name: t}\nservices:\n");
+        for i in 0..100 {
+            let port = if i % 30 == 7 { "Bad_Port" } else { "http" };
+            text.push_str(&format!("  s{i:03}:\n    image: r/s:1\n    ports: {{{port}: 80}}\n"));
+        }
+        let file = crate::stack::source::SourceFile { name: "t".into(), display: "t.yaml".into(), text: Ok(text) };
+        let doc = crate::stack::resolve::Document::parse(&file).unwrap();
+        let stack = doc.resolve("default").unwrap();
+        let found = validate(&stack, "t", &doc.locator("default"));
+        let bad: Vec<String> = found
+            .iter()
+            .map(|d| format!("{d:?}"))
+            .filter(|d| d.contains("Bad_Port"))
+            .map(|d| d.split("services.").nth(1).unwrap_or_default().chars().take(4).collect())
+            .collect();
+        assert_eq!(bad, ["s007", "s037", "s067", "s097"], "{found:?}");
     }
 
     #[test]

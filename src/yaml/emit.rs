@@ -26,7 +26,7 @@ pub fn quote_str(s: &str) -> String {
 /// YAML 1.1 as well as every indicator character. Quantities such as `250m`
 /// or `64Mi` (digits and letters only, with a letter no number syntax
 /// uses) are plain too.
-fn is_plain_safe(s: &str) -> bool {
+pub fn is_plain_safe(s: &str) -> bool {
     let mut chars = s.chars();
     let Some(first) = chars.next() else {
         return false;
@@ -43,7 +43,7 @@ fn is_plain_safe(s: &str) -> bool {
     if !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-')) {
         return false;
     }
-    !RESERVED.contains(&s.to_ascii_lowercase().as_str())
+    !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(s))
 }
 
 /// Characters PyYAML's reader accepts raw in a stream (its `NON_PRINTABLE`
