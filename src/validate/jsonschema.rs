@@ -10,7 +10,7 @@
 //! Every error carries the JSON path of the offending value and the rule.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 
 use serde_json::{Map, Value};
 
@@ -48,29 +48,36 @@ impl Patterns {
 }
 
 /// A schema document ready to check values against. Each schema node is
-/// compiled once, on first use: its keywords read, its `$ref` followed, its
-/// properties sorted for binary search. Checking then walks the compiled
-/// nodes without hashing or re-reading keywords.
+/// compiled the first time a check reaches it: its keywords read once, its
+/// `$ref` followed once, its properties sorted for binary search. Checking
+/// then walks compiled nodes without hashing or re-reading keywords, and a
+/// render that never reaches most of a large schema never compiles it.
 pub struct Schema<'a> {
     doc: &'a Value,
     patterns: Patterns,
-    compiled: RwLock<Compiled<'a>>,
+    /// Compiled nodes by the address of the schema value they came from
+    /// (after `$ref`s), so a definition used in many places compiles once.
+    /// Compiled nodes live as long as the process (see `compile`).
+    compiled: RwLock<HashMap<usize, &'a Node<'a>>>,
 }
 
-/// The compiled nodes and, by the address of the schema value each came
-/// from, their index.
-#[derive(Default)]
-struct Compiled<'a> {
-    nodes: Vec<Node<'a>>,
-    ids: HashMap<usize, usize>,
+/// A subschema, compiled on first use.
+struct Child<'a> {
+    schema: &'a Value,
+    node: OnceLock<&'a Node<'a>>,
+}
+
+impl<'a> Child<'a> {
+    fn new(schema: &'a Value) -> Self {
+        Child { schema, node: OnceLock::new() }
+    }
 }
 
 /// What a schema allows beside its listed properties.
-#[derive(Clone, Copy)]
-enum Additional {
+enum Additional<'a> {
     Any,
     Forbidden,
-    Schema(usize),
+    Schema(Child<'a>),
 }
 
 /// One schema node, `$ref`s followed.
@@ -87,24 +94,25 @@ struct Node<'a> {
     pattern: Option<&'a str>,
     minimum: Option<f64>,
     maximum: Option<f64>,
-    all_of: Vec<usize>,
-    one_of: Option<Vec<usize>>,
-    any_of: Option<Vec<usize>>,
+    all_of: Vec<Child<'a>>,
+    one_of: Option<Vec<Child<'a>>>,
+    any_of: Option<Vec<Child<'a>>>,
     /// `properties`, as written (for "did you mean").
     known: Option<&'a Map<String, Value>>,
     /// `properties`, sorted by name.
-    properties: Vec<(&'a str, usize)>,
+    properties: Vec<(&'a str, Child<'a>)>,
     required: Vec<&'a str>,
-    pattern_properties: Vec<(&'a str, usize)>,
-    additional: Additional,
-    items: Option<usize>,
+    pattern_properties: Vec<(&'a str, Child<'a>)>,
+    additional: Additional<'a>,
+    items: Option<Child<'a>>,
 }
 
-impl Node<'_> {
-    fn placeholder() -> Self {
-        Node {
-            nothing: false,
-            anything: true,
+impl<'a> Node<'a> {
+    /// Reads the keywords of `s` (a schema value, `$ref`s followed).
+    fn of(s: &'a Value) -> Self {
+        let mut n = Node {
+            nothing: s == &Value::Bool(false),
+            anything: false,
             int_or_string: false,
             preserve_unknown: false,
             ty: None,
@@ -122,7 +130,47 @@ impl Node<'_> {
             pattern_properties: Vec::new(),
             additional: Additional::Any,
             items: None,
+        };
+        let Some(obj) = s.as_object() else {
+            n.anything = !n.nothing;
+            return n;
+        };
+        let list = |v: &'a Value| -> Vec<Child<'a>> { v.as_array().into_iter().flatten().map(Child::new).collect() };
+        let entries = |v: &'a Value| -> Vec<(&'a str, Child<'a>)> {
+            v.as_object().into_iter().flatten().map(|(k, sub)| (k.as_str(), Child::new(sub))).collect()
+        };
+        for (key, v) in obj {
+            match key.as_str() {
+                "x-kubernetes-int-or-string" => n.int_or_string = v.as_bool() == Some(true),
+                "x-kubernetes-preserve-unknown-fields" => n.preserve_unknown = v.as_bool() == Some(true),
+                "type" => n.ty = Some(v),
+                "enum" => n.enumeration = v.as_array(),
+                "const" => n.constant = Some(v),
+                "pattern" => n.pattern = v.as_str(),
+                "minimum" => n.minimum = v.as_f64(),
+                "maximum" => n.maximum = v.as_f64(),
+                "allOf" => n.all_of = list(v),
+                "oneOf" => n.one_of = v.is_array().then(|| list(v)),
+                "anyOf" => n.any_of = v.is_array().then(|| list(v)),
+                "properties" => {
+                    n.known = v.as_object();
+                    n.properties = entries(v);
+                    n.properties.sort_by(|a, b| a.0.cmp(b.0));
+                }
+                "required" => n.required = v.as_array().into_iter().flatten().filter_map(Value::as_str).collect(),
+                "patternProperties" => n.pattern_properties = entries(v),
+                "additionalProperties" => {
+                    n.additional = match v {
+                        Value::Bool(false) => Additional::Forbidden,
+                        Value::Object(_) => Additional::Schema(Child::new(v)),
+                        _ => Additional::Any,
+                    }
+                }
+                "items" => n.items = Some(Child::new(v)),
+                _ => {}
+            }
         }
+        n
     }
 }
 
@@ -149,7 +197,7 @@ impl<'a> Schema<'a> {
     /// regexes compile on first use. Both are shared by every check, on
     /// every thread.
     pub fn new(doc: &'a Value) -> Self {
-        Schema { doc, patterns: Patterns::default(), compiled: RwLock::new(Compiled::default()) }
+        Schema { doc, patterns: Patterns::default(), compiled: RwLock::new(HashMap::new()) }
     }
 
     /// The schema document.
@@ -165,17 +213,8 @@ impl<'a> Schema<'a> {
 
     /// Checks `value` against `node`, a schema inside the document.
     pub fn check_at(&self, node: &'a Value, value: &Doc<'_>) -> Vec<Violation> {
-        let key = self.resolve(node) as *const Value as usize;
-        // A poisoned lock only means another check panicked; nodes are
-        // pushed whole, so what is there is consistent.
-        let known = self.compiled.read().unwrap_or_else(|e| e.into_inner()).ids.get(&key).copied();
-        let id = match known {
-            Some(id) => id,
-            None => self.compile(&mut self.compiled.write().unwrap_or_else(|e| e.into_inner()), node),
-        };
-        let compiled = self.compiled.read().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
-        self.walk(&compiled.nodes, id, value, &At::Root(""), &mut out, 0);
+        self.walk(self.compile(node), value, &At::Root(""), &mut out, 0);
         out.truncate(50);
         out
     }
@@ -193,79 +232,31 @@ impl<'a> Schema<'a> {
         s
     }
 
-    /// The index of the compiled `schema` (`$ref`s followed), compiling it
-    /// and what it reaches if need be.
-    fn compile(&self, c: &mut Compiled<'a>, schema: &'a Value) -> usize {
+    /// The compiled node of `schema` (`$ref`s followed). A node is never
+    /// freed: schemas live as long as the process, and a node's children
+    /// point at nodes shared with other parents.
+    fn compile(&self, schema: &'a Value) -> &'a Node<'a> {
         let s = self.resolve(schema);
         let key = s as *const Value as usize;
-        if let Some(&id) = c.ids.get(&key) {
-            return id;
+        // A poisoned lock only means another check panicked; entries are
+        // inserted whole.
+        if let Some(node) = self.compiled.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return node;
         }
-        let id = c.nodes.len();
-        c.nodes.push(Node::placeholder());
-        c.ids.insert(key, id);
-        let Some(obj) = s.as_object() else {
-            c.nodes[id].nothing = s == &Value::Bool(false);
-            c.nodes[id].anything = !c.nodes[id].nothing;
-            return id;
-        };
-        let mut n = Node::placeholder();
-        n.anything = false;
-        let list = |c: &mut Compiled<'a>, v: &'a Value| -> Vec<usize> {
-            v.as_array().into_iter().flatten().map(|sub| self.compile(c, sub)).collect()
-        };
-        for (key, v) in obj {
-            match key.as_str() {
-                "x-kubernetes-int-or-string" => n.int_or_string = v.as_bool() == Some(true),
-                "x-kubernetes-preserve-unknown-fields" => n.preserve_unknown = v.as_bool() == Some(true),
-                "type" => n.ty = Some(v),
-                "enum" => n.enumeration = v.as_array(),
-                "const" => n.constant = Some(v),
-                "pattern" => n.pattern = v.as_str(),
-                "minimum" => n.minimum = v.as_f64(),
-                "maximum" => n.maximum = v.as_f64(),
-                "allOf" => n.all_of = list(c, v),
-                "oneOf" => n.one_of = v.is_array().then(|| list(c, v)),
-                "anyOf" => n.any_of = v.is_array().then(|| list(c, v)),
-                "properties" => {
-                    n.known = v.as_object();
-                    n.properties = v
-                        .as_object()
-                        .into_iter()
-                        .flatten()
-                        .map(|(k, sub)| (k.as_str(), self.compile(c, sub)))
-                        .collect();
-                    n.properties.sort_by(|a, b| a.0.cmp(b.0));
-                }
-                "required" => n.required = v.as_array().into_iter().flatten().filter_map(Value::as_str).collect(),
-                "patternProperties" => {
-                    n.pattern_properties = v
-                        .as_object()
-                        .into_iter()
-                        .flatten()
-                        .map(|(k, sub)| (k.as_str(), self.compile(c, sub)))
-                        .collect();
-                }
-                "additionalProperties" => {
-                    n.additional = match v {
-                        Value::Bool(false) => Additional::Forbidden,
-                        Value::Object(_) => Additional::Schema(self.compile(c, v)),
-                        _ => Additional::Any,
-                    }
-                }
-                "items" => n.items = Some(self.compile(c, v)),
-                _ => {}
-            }
-        }
-        c.nodes[id] = n;
-        id
+        let node: &'a Node<'a> = Box::leak(Box::new(Node::of(s)));
+        // Two threads may compile the same node at once: the first one
+        // inserted is the one kept.
+        self.compiled.write().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert(node)
     }
 
-    fn walk(&self, nodes: &[Node<'a>], id: usize, v: &Doc<'_>, at: &At<'_>, out: &mut Vec<Violation>, depth: usize) {
+    fn child(&self, c: &Child<'a>) -> &'a Node<'a> {
+        c.node.get_or_init(|| self.compile(c.schema))
+    }
+
+    fn walk(&self, n: &Node<'a>, v: &Doc<'_>, at: &At<'_>, out: &mut Vec<Violation>, depth: usize) {
         if depth > 200 || out.len() >= 50 {
             return;
         }
-        let n = &nodes[id];
         if n.nothing {
             out.push(Violation { path: at.text(), rule: "no value is allowed here".into() });
             return;
@@ -320,16 +311,16 @@ impl<'a> Schema<'a> {
                 fail(out, format!("{x} is above the maximum {max}"));
             }
         }
-        for &sub in &n.all_of {
-            self.walk(nodes, sub, v, at, out, depth + 1);
+        for sub in &n.all_of {
+            self.walk(self.child(sub), v, at, out, depth + 1);
         }
         for (key, alts) in [("oneOf", &n.one_of), ("anyOf", &n.any_of)] {
             let Some(alts) = alts else { continue };
             let passing = alts
                 .iter()
-                .filter(|&&sub| {
+                .filter(|sub| {
                     let mut o = Vec::new();
-                    self.walk(nodes, sub, v, at, &mut o, depth + 1);
+                    self.walk(self.child(sub), v, at, &mut o, depth + 1);
                     o.is_empty()
                 })
                 .count();
@@ -338,9 +329,9 @@ impl<'a> Schema<'a> {
                 // Report the errors of the closest alternative.
                 let best = alts
                     .iter()
-                    .map(|&sub| {
+                    .map(|sub| {
                         let mut o = Vec::new();
-                        self.walk(nodes, sub, v, at, &mut o, depth + 1);
+                        self.walk(self.child(sub), v, at, &mut o, depth + 1);
                         o
                     })
                     .min_by_key(Vec::len)
@@ -362,20 +353,20 @@ impl<'a> Schema<'a> {
                 for (k, child) in map {
                     let child_at = At::Key(at, k);
                     if let Ok(i) = n.properties.binary_search_by(|(name, _)| (*name).cmp(k.as_ref())) {
-                        self.walk(nodes, n.properties[i].1, child, &child_at, out, depth + 1);
+                        self.walk(self.child(&n.properties[i].1), child, &child_at, out, depth + 1);
                         continue;
                     }
                     let mut matched = false;
-                    for &(pat, sub) in &n.pattern_properties {
+                    for (pat, sub) in &n.pattern_properties {
                         if self.patterns.matches(pat, k) {
                             matched = true;
-                            self.walk(nodes, sub, child, &child_at, out, depth + 1);
+                            self.walk(self.child(sub), child, &child_at, out, depth + 1);
                         }
                     }
                     if matched {
                         continue;
                     }
-                    match n.additional {
+                    match &n.additional {
                         Additional::Forbidden if !n.preserve_unknown => {
                             let known: Vec<&str> =
                                 n.known.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
@@ -385,15 +376,16 @@ impl<'a> Schema<'a> {
                             }
                             out.push(Violation { path: child_at.text(), rule });
                         }
-                        Additional::Schema(sub) => self.walk(nodes, sub, child, &child_at, out, depth + 1),
+                        Additional::Schema(sub) => self.walk(self.child(sub), child, &child_at, out, depth + 1),
                         _ => {}
                     }
                 }
             }
             Doc::Array(items) => {
-                if let Some(sub) = n.items {
+                if let Some(sub) = &n.items {
+                    let node = self.child(sub);
                     for (i, item) in items.iter().enumerate() {
-                        self.walk(nodes, sub, item, &At::Index(at, i), out, depth + 1);
+                        self.walk(node, item, &At::Index(at, i), out, depth + 1);
                     }
                 }
             }
