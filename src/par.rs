@@ -48,3 +48,48 @@ pub fn map_min<T: Sync, R: Send>(items: &[T], min: usize, f: impl Fn(&T) -> R + 
 pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     map_min(items, 64, f)
 }
+
+/// `map_min`, starting with the items `weight` rates heaviest, so that a
+/// large item among small ones does not run alone at the end while the
+/// other threads idle. Results keep the order of `items`.
+pub fn map_heaviest_first<T: Sync, R: Send, W: Ord>(
+    items: &[T],
+    min: usize,
+    weight: impl Fn(&T) -> W,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    // Stable: equal weights keep their order.
+    order.sort_by_key(|&i| std::cmp::Reverse(weight(&items[i])));
+    let done = map_min(&order, min, |&i| f(&items[i]));
+    let mut slots: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    for (i, r) in order.into_iter().zip(done) {
+        slots[i] = Some(r);
+    }
+    // Every index is in `order` exactly once, so every slot is filled.
+    slots.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heaviest_first_keeps_the_order_of_results() {
+        let items: Vec<u64> = (0..200).map(|i| (i * 7919) % 101).collect();
+        let started = std::sync::Mutex::new(Vec::new());
+        let out = map_heaviest_first(
+            &items,
+            2,
+            |&w| w,
+            |&w| {
+                started.lock().unwrap().push(w);
+                w * 2
+            },
+        );
+        assert_eq!(out, items.iter().map(|w| w * 2).collect::<Vec<_>>());
+        // On one thread the heaviest starts first; on more, it is among the first.
+        let started = started.into_inner().unwrap();
+        assert!(started[..threads().min(items.len())].contains(&100), "{:?}", &started[..4]);
+    }
+}

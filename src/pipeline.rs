@@ -261,12 +261,18 @@ fn build(docs: &mut [Document], sel: &Selection, sources: &Sources) -> Result<(P
         }
     };
     free(Box::new(docs.iter_mut().map(Document::release).collect::<Vec<_>>()));
-    let rendered = crate::par::map_min(&ready, 2, |(_, env, stack)| -> Result<_> {
-        let render::Rendered { files, views } = render::render(&tpl_env, validator, stack, env)?;
-        free(Box::new(views));
-        let problems = validator.check(&files);
-        Ok((files, problems))
-    });
+    // The largest environments first, so none runs alone at the end.
+    let rendered = crate::par::map_heaviest_first(
+        &ready,
+        2,
+        |(_, _, stack)| render_weight(stack),
+        |(_, env, stack)| -> Result<_> {
+            let render::Rendered { files, views } = render::render(&tpl_env, validator, stack, env)?;
+            free(Box::new(views));
+            let problems = validator.check(&files);
+            Ok((files, problems))
+        },
+    );
     for ((dir, _, _), result) in ready.iter().zip(rendered) {
         let (files, mut bad) = result?;
         problems.append(&mut bad);
@@ -291,6 +297,20 @@ fn build(docs: &mut [Document], sel: &Selection, sources: &Sources) -> Result<(P
     }
     plan.seal();
     Ok((plan, diags))
+}
+
+/// A rough measure of the rendering work of an environment: what becomes
+/// objects, counted once per target.
+fn render_weight(stack: &crate::stack::model::Stack) -> usize {
+    let parts = stack.services.len()
+        + 3 * stack.datastores.len()
+        + stack.tasks.len()
+        + stack.routes.len()
+        + stack.volumes.len()
+        + stack.configs.len()
+        + stack.secrets.len()
+        + 1;
+    parts * stack.targets.len()
 }
 
 /// One environment resolved and validated: its diagnostics, and the typed
