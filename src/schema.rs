@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn accepts_every_built_in_stack_and_rejects_unknown_keys() {
-        let schema = stack_file_schema();
+        let schema = crate::yaml::doc::Doc::from_json(stack_file_schema());
         let checker = Schema::new(&schema);
         for (file, text) in crate::embedded::STACKS {
             let errors = checker.check(&as_json(text));

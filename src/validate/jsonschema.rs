@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock};
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 use crate::yaml::doc::Doc;
 
@@ -53,7 +53,7 @@ impl Patterns {
 /// then walks compiled nodes without hashing or re-reading keywords, and a
 /// render that never reaches most of a large schema never compiles it.
 pub struct Schema<'a> {
-    doc: &'a Value,
+    doc: &'a Doc<'a>,
     patterns: Patterns,
     /// Compiled nodes by the address of the schema value they came from
     /// (after `$ref`s), so a definition used in many places compiles once.
@@ -63,12 +63,12 @@ pub struct Schema<'a> {
 
 /// A subschema, compiled on first use.
 struct Child<'a> {
-    schema: &'a Value,
+    schema: &'a Doc<'a>,
     node: OnceLock<&'a Node<'a>>,
 }
 
 impl<'a> Child<'a> {
-    fn new(schema: &'a Value) -> Self {
+    fn new(schema: &'a Doc<'a>) -> Self {
         Child { schema, node: OnceLock::new() }
     }
 }
@@ -88,9 +88,9 @@ struct Node<'a> {
     anything: bool,
     int_or_string: bool,
     preserve_unknown: bool,
-    ty: Option<&'a Value>,
-    enumeration: Option<&'a Vec<Value>>,
-    constant: Option<&'a Value>,
+    ty: Option<&'a Doc<'a>>,
+    enumeration: Option<&'a [Doc<'a>]>,
+    constant: Option<&'a Doc<'a>>,
     pattern: Option<&'a str>,
     minimum: Option<f64>,
     maximum: Option<f64>,
@@ -98,7 +98,7 @@ struct Node<'a> {
     one_of: Option<Vec<Child<'a>>>,
     any_of: Option<Vec<Child<'a>>>,
     /// `properties`, as written (for "did you mean").
-    known: Option<&'a Map<String, Value>>,
+    known: Option<&'a [(Cow<'a, str>, Doc<'a>)]>,
     /// `properties`, sorted by name.
     properties: Vec<(&'a str, Child<'a>)>,
     required: Vec<&'a str>,
@@ -109,9 +109,9 @@ struct Node<'a> {
 
 impl<'a> Node<'a> {
     /// Reads the keywords of `s` (a schema value, `$ref`s followed).
-    fn of(s: &'a Value) -> Self {
+    fn of(s: &'a Doc<'a>) -> Self {
         let mut n = Node {
-            nothing: s == &Value::Bool(false),
+            nothing: matches!(s, Doc::Bool(false)),
             anything: false,
             int_or_string: false,
             preserve_unknown: false,
@@ -135,12 +135,12 @@ impl<'a> Node<'a> {
             n.anything = !n.nothing;
             return n;
         };
-        let list = |v: &'a Value| -> Vec<Child<'a>> { v.as_array().into_iter().flatten().map(Child::new).collect() };
-        let entries = |v: &'a Value| -> Vec<(&'a str, Child<'a>)> {
-            v.as_object().into_iter().flatten().map(|(k, sub)| (k.as_str(), Child::new(sub))).collect()
+        let list = |v: &'a Doc<'a>| -> Vec<Child<'a>> { v.as_array().into_iter().flatten().map(Child::new).collect() };
+        let entries = |v: &'a Doc<'a>| -> Vec<(&'a str, Child<'a>)> {
+            v.as_object().into_iter().flatten().map(|(k, sub)| (k.as_ref(), Child::new(sub))).collect()
         };
         for (key, v) in obj {
-            match key.as_str() {
+            match key.as_ref() {
                 "x-kubernetes-int-or-string" => n.int_or_string = v.as_bool() == Some(true),
                 "x-kubernetes-preserve-unknown-fields" => n.preserve_unknown = v.as_bool() == Some(true),
                 "type" => n.ty = Some(v),
@@ -150,19 +150,19 @@ impl<'a> Node<'a> {
                 "minimum" => n.minimum = v.as_f64(),
                 "maximum" => n.maximum = v.as_f64(),
                 "allOf" => n.all_of = list(v),
-                "oneOf" => n.one_of = v.is_array().then(|| list(v)),
-                "anyOf" => n.any_of = v.is_array().then(|| list(v)),
+                "oneOf" => n.one_of = v.as_array().map(|_| list(v)),
+                "anyOf" => n.any_of = v.as_array().map(|_| list(v)),
                 "properties" => {
                     n.known = v.as_object();
                     n.properties = entries(v);
                     n.properties.sort_by(|a, b| a.0.cmp(b.0));
                 }
-                "required" => n.required = v.as_array().into_iter().flatten().filter_map(Value::as_str).collect(),
+                "required" => n.required = v.as_array().into_iter().flatten().filter_map(Doc::as_str).collect(),
                 "patternProperties" => n.pattern_properties = entries(v),
                 "additionalProperties" => {
                     n.additional = match v {
-                        Value::Bool(false) => Additional::Forbidden,
-                        Value::Object(_) => Additional::Schema(Child::new(v)),
+                        Doc::Bool(false) => Additional::Forbidden,
+                        Doc::Object(_) => Additional::Schema(Child::new(v)),
                         _ => Additional::Any,
                     }
                 }
@@ -196,12 +196,12 @@ impl<'a> Schema<'a> {
     /// A checker for `doc`; nodes compile as checks first reach them, and
     /// regexes compile on first use. Both are shared by every check, on
     /// every thread.
-    pub fn new(doc: &'a Value) -> Self {
+    pub fn new(doc: &'a Doc<'a>) -> Self {
         Schema { doc, patterns: Patterns::default(), compiled: RwLock::new(HashMap::new()) }
     }
 
     /// The schema document.
-    pub fn doc(&self) -> &'a Value {
+    pub fn doc(&self) -> &'a Doc<'a> {
         self.doc
     }
 
@@ -212,7 +212,7 @@ impl<'a> Schema<'a> {
     }
 
     /// Checks `value` against `node`, a schema inside the document.
-    pub fn check_at(&self, node: &'a Value, value: &Doc<'_>) -> Vec<Violation> {
+    pub fn check_at(&self, node: &'a Doc<'a>, value: &Doc<'_>) -> Vec<Violation> {
         let mut out = Vec::new();
         self.walk(self.compile(node), value, &At::Root(""), &mut out, 0);
         out.truncate(50);
@@ -220,9 +220,9 @@ impl<'a> Schema<'a> {
     }
 
     /// Follows `$ref`s into the same document (`#/a/b`).
-    fn resolve(&self, mut s: &'a Value) -> &'a Value {
+    fn resolve(&self, mut s: &'a Doc<'a>) -> &'a Doc<'a> {
         for _ in 0..32 {
-            let Some(r) = s.get("$ref").and_then(Value::as_str) else { return s };
+            let Some(r) = s.get("$ref").and_then(Doc::as_str) else { return s };
             let Some(ptr) = r.strip_prefix('#') else { return s };
             match self.doc.pointer(ptr) {
                 Some(t) => s = t,
@@ -235,9 +235,9 @@ impl<'a> Schema<'a> {
     /// The compiled node of `schema` (`$ref`s followed). A node is never
     /// freed: schemas live as long as the process, and a node's children
     /// point at nodes shared with other parents.
-    fn compile(&self, schema: &'a Value) -> &'a Node<'a> {
+    fn compile(&self, schema: &'a Doc<'a>) -> &'a Node<'a> {
         let s = self.resolve(schema);
-        let key = s as *const Value as usize;
+        let key = s as *const Doc<'a> as usize;
         // A poisoned lock only means another check panicked; entries are
         // inserted whole.
         if let Some(node) = self.compiled.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
@@ -274,8 +274,8 @@ impl<'a> Schema<'a> {
         }
         if let Some(t) = n.ty {
             let ok = match t {
-                Value::String(t) => type_ok(t, v),
-                Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(|t| type_ok(t, v)),
+                Doc::String(t) => type_ok(t, v),
+                Doc::Array(ts) => ts.iter().filter_map(Doc::as_str).any(|t| type_ok(t, v)),
                 _ => true,
             };
             if !ok {
@@ -284,15 +284,15 @@ impl<'a> Schema<'a> {
             }
         }
         if let Some(e) = n.enumeration
-            && !e.iter().any(|x| v.eq_json(x))
+            && !e.iter().any(|x| v.same(x))
         {
-            let allowed: Vec<String> = e.iter().take(12).map(|x| x.to_string()).collect();
+            let allowed: Vec<String> = e.iter().take(12).map(|x| x.to_json().to_string()).collect();
             fail(out, format!("{} is not one of {}", v.to_json(), allowed.join(", ")));
         }
         if let Some(c) = n.constant
-            && !v.eq_json(c)
+            && !v.same(c)
         {
-            fail(out, format!("expected {c}, found {}", v.to_json()));
+            fail(out, format!("expected {}, found {}", c.to_json(), v.to_json()));
         }
         if let (Some(p), Some(text)) = (n.pattern, v.as_str())
             && !self.patterns.matches(p, text)
@@ -369,7 +369,7 @@ impl<'a> Schema<'a> {
                     match &n.additional {
                         Additional::Forbidden if !n.preserve_unknown => {
                             let known: Vec<&str> =
-                                n.known.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                                n.known.map(|p| p.iter().map(|(k, _)| k.as_ref()).collect()).unwrap_or_default();
                             let mut rule = format!("unknown field `{k}`");
                             if let Some(s) = crate::diagnostic::did_you_mean(k, known.iter().copied()) {
                                 rule.push_str(&format!(" (did you mean `{s}`?)"));
@@ -407,11 +407,11 @@ fn type_ok(t: &str, v: &Doc<'_>) -> bool {
     }
 }
 
-fn type_text(t: &Value) -> String {
+fn type_text(t: &Doc<'_>) -> String {
     match t {
-        Value::String(s) => s.clone(),
-        Value::Array(a) => a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" or "),
-        _ => t.to_string(),
+        Doc::String(s) => s.to_string(),
+        Doc::Array(a) => a.iter().filter_map(Doc::as_str).collect::<Vec<_>>().join(" or "),
+        _ => t.to_json().to_string(),
     }
 }
 
@@ -445,6 +445,7 @@ mod tests {
             },
             "$defs": { "port": { "x-kubernetes-int-or-string": true } }
         });
+        let schema = Doc::from_json(schema);
         let s = Schema::new(&schema);
         assert!(s.check(&Doc::from_json(json!({ "name": "a", "port": "http", "list": [1] }))).is_empty());
         let v = s.check(&Doc::from_json(json!({ "nme": "a", "port": true, "list": ["x"] })));

@@ -10,12 +10,13 @@ pub mod jsonschema;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde_json::Value;
 
 use crate::render::File;
 use crate::yaml::doc::Doc;
 use jsonschema::Schema;
+use std::borrow::Cow;
 
 /// Kubernetes versions whose schemas are embedded.
 pub const KUBE_VERSIONS: &[&str] = &["1.30", "1.32"];
@@ -39,30 +40,49 @@ fn embedded(path: &str) -> Option<&'static str> {
     crate::embedded::SCHEMAS.iter().find(|(p, _)| *p == path).map(|(_, t)| *t)
 }
 
-/// A parsed schema document, kept for the rest of the process: the
-/// compiled checker borrows from it, and freeing the parsed trees took
-/// about 6% of the CPU time of rendering the built-in stacks.
-fn leak(v: Value) -> &'static Value {
-    Box::leak(Box::new(v))
+/// Parses an embedded schema document (its strings borrowed from the
+/// binary) and keeps it for the rest of the process: the compiled checker
+/// borrows from it, and freeing parsed schemas took about 6% of the CPU
+/// time of rendering the built-in stacks.
+fn parse_schema(what: &str, text: &'static str) -> Result<&'static mut Doc<'static>, String> {
+    let doc: Doc<'static> = serde_json::from_str(text).map_err(|e| format!("embedded schema {what}: {e}"))?;
+    Ok(Box::leak(Box::new(doc)))
+}
+
+/// The value of `key` in a map, inserted as `default()` when missing.
+fn entry<'d>(
+    map: &'d mut Vec<(Cow<'static, str>, Doc<'static>)>,
+    key: &'static str,
+    default: impl FnOnce() -> Doc<'static>,
+) -> &'d mut Doc<'static> {
+    let i = match map.iter().position(|(k, _)| k == key) {
+        Some(i) => i,
+        None => {
+            map.push((Cow::Borrowed(key), default()));
+            map.len() - 1
+        }
+    };
+    &mut map[i].1
 }
 
 /// Parses a CRD schema and closes it the way the API server treats it.
-fn parse_crd(path: &str, text: &str) -> Result<Schema<'static>, String> {
-    let mut v: Value = serde_json::from_str(text).map_err(|e| format!("embedded schema {path}: {e}"))?;
+fn parse_crd(path: &str, text: &'static str) -> Result<Schema<'static>, String> {
+    let doc = parse_schema(path, text)?;
+    let typed = |t: &'static str| Doc::Object(vec![(Cow::Borrowed("type"), Doc::String(Cow::Borrowed(t)))]);
     // CRD schemas leave the root open; an unknown top-level field is
     // still an error for the API server.
-    if let Some(o) = v.as_object_mut() {
-        o.entry("additionalProperties").or_insert(Value::Bool(false));
+    if let Doc::Object(root) = doc {
+        entry(root, "additionalProperties", || Doc::Bool(false));
         // Every object has these, whether the CRD lists them or not
         // (metadata is checked as ObjectMeta separately).
-        if let Some(props) = o.entry("properties").or_insert(serde_json::json!({})).as_object_mut() {
+        if let Doc::Object(props) = entry(root, "properties", || Doc::Object(Vec::new())) {
             for k in ["apiVersion", "kind"] {
-                props.entry(k).or_insert(serde_json::json!({ "type": "string" }));
+                entry(props, k, || typed("string"));
             }
-            props.entry("metadata").or_insert(serde_json::json!({ "type": "object" }));
+            entry(props, "metadata", || typed("object"));
         }
     }
-    Ok(Schema::new(leak(v)))
+    Ok(Schema::new(doc))
 }
 
 impl Validator {
@@ -72,21 +92,20 @@ impl Validator {
         let Some(text) = embedded(&file) else {
             bail!("no schema for Kubernetes {version}; available: {}", KUBE_VERSIONS.join(", "));
         };
-        let kube: Value = serde_json::from_str(text).context("embedded Kubernetes schema")?;
+        let kube = parse_schema(&file, text).map_err(|e| anyhow::anyhow!(e))?;
         let crds = crate::embedded::SCHEMAS
             .iter()
             .filter(|(p, _)| p.starts_with("crds/"))
             .map(|(path, text)| (*path, (*text, OnceLock::new())))
             .collect();
-        Ok(Validator { kube: Schema::new(leak(kube)), version: version.to_string(), crds, compose: OnceLock::new() })
+        Ok(Validator { kube: Schema::new(kube), version: version.to_string(), crds, compose: OnceLock::new() })
     }
 
     fn compose(&self) -> Result<&Schema<'static>, &String> {
         self.compose
             .get_or_init(|| {
                 let text = embedded("compose-spec.json").ok_or("no embedded compose schema")?;
-                let v: Value = serde_json::from_str(text).map_err(|e| format!("embedded compose schema: {e}"))?;
-                Ok(Schema::new(leak(v)))
+                Ok(Schema::new(parse_schema("compose-spec.json", text)?))
             })
             .as_ref()
     }

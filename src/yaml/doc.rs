@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Number, Value};
 
 /// One YAML (JSON-compatible) value.
@@ -31,9 +32,24 @@ impl<'a> Doc<'a> {
         }
     }
 
-    /// The value at a JSON pointer made of map keys (`/spec/selector`).
+    /// The value at a JSON pointer (`/spec/selector`, `/items/0`; `~1` and
+    /// `~0` stand for `/` and `~`). The empty pointer is the value itself.
     pub fn pointer(&self, pointer: &str) -> Option<&Doc<'a>> {
-        pointer.strip_prefix('/')?.split('/').try_fold(self, |node, key| node.get(key))
+        if pointer.is_empty() {
+            return Some(self);
+        }
+        pointer.strip_prefix('/')?.split('/').try_fold(self, |node, token| {
+            let key: Cow<'_, str> = if token.contains('~') {
+                Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
+            } else {
+                Cow::Borrowed(token)
+            };
+            match node {
+                Doc::Object(_) => node.get(&key),
+                Doc::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+                _ => None,
+            }
+        })
     }
 
     pub fn as_str(&self) -> Option<&str> {
@@ -66,17 +82,30 @@ impl<'a> Doc<'a> {
         matches!(self, Doc::Number(n) if n.is_i64() || n.is_u64())
     }
 
-    /// Equal to a JSON value: the same data, map order aside (as
-    /// `serde_json::Value` compares).
-    pub fn eq_json(&self, v: &Value) -> bool {
-        match (self, v) {
-            (Doc::Null, Value::Null) => true,
-            (Doc::Bool(a), Value::Bool(b)) => a == b,
-            (Doc::Number(a), Value::Number(b)) => a == b,
-            (Doc::String(a), Value::String(b)) => a == b,
-            (Doc::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.eq_json(y)),
-            (Doc::Object(a), Value::Object(b)) => {
-                a.len() == b.len() && a.iter().all(|(k, x)| b.get(k.as_ref()).is_some_and(|y| x.eq_json(y)))
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Doc::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&[Doc<'a>]> {
+        match self {
+            Doc::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The same data, map order aside (as `serde_json::Value` compares).
+    pub fn same(&self, other: &Doc<'_>) -> bool {
+        match (self, other) {
+            (Doc::Null, Doc::Null) => true,
+            (Doc::Bool(a), Doc::Bool(b)) => a == b,
+            (Doc::Number(a), Doc::Number(b)) => a == b,
+            (Doc::String(a), Doc::String(b)) => a == b,
+            (Doc::Array(a), Doc::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same(y)),
+            (Doc::Object(a), Doc::Object(b)) => {
+                a.len() == b.len() && a.iter().all(|(k, x)| other.get(k).is_some_and(|y| x.same(y)))
             }
             _ => false,
         }
@@ -109,6 +138,94 @@ impl<'a> Doc<'a> {
     }
 }
 
+/// Reads JSON (or any self-describing format) into a document, borrowing
+/// strings from the input where it can: the embedded schemas parse without
+/// copying their strings or hashing their keys.
+impl<'de> Deserialize<'de> for Doc<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DocVisitor)
+    }
+}
+
+struct DocVisitor;
+
+impl<'de> Visitor<'de> for DocVisitor {
+    type Value = Doc<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Doc<'de>, E> {
+        Ok(Doc::Null)
+    }
+    fn visit_none<E>(self) -> Result<Doc<'de>, E> {
+        Ok(Doc::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Doc<'de>, D::Error> {
+        Doc::deserialize(d)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Doc<'de>, E> {
+        Ok(Doc::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Doc<'de>, E> {
+        Ok(Doc::Number(n.into()))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Doc<'de>, E> {
+        Ok(Doc::Number(n.into()))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Doc<'de>, E> {
+        Ok(Number::from_f64(n).map_or(Doc::Null, Doc::Number))
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Doc<'de>, E> {
+        Ok(Doc::String(Cow::Borrowed(s)))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Doc<'de>, E> {
+        Ok(Doc::String(Cow::Owned(s.to_string())))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Doc<'de>, E> {
+        Ok(Doc::String(Cow::Owned(s)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Doc<'de>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Doc::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc<'de>, A::Error> {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(Key(k)) = map.next_key()? {
+            entries.push((k, map.next_value()?));
+        }
+        Ok(Doc::Object(entries))
+    }
+}
+
+/// A map key, borrowed from the input when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_string())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
 /// Whether two entries share a key: pairwise for a small map, sorted for a
 /// large one (so a map of many keys stays `n log n`).
 pub fn has_duplicate_keys(entries: &[(Cow<'_, str>, Doc<'_>)]) -> bool {
@@ -131,15 +248,31 @@ mod tests {
         let d = Doc::from_json(v.clone());
         assert_eq!(d.to_json(), v);
         assert_eq!(serde_json::to_string(&d.to_json()).unwrap(), serde_json::to_string(&v).unwrap());
-        assert!(d.eq_json(&v));
-        assert!(d.eq_json(&json!({ "a": { "k": "v" }, "e": {}, "b": [1, -2, 2.5, "x", null, true] })));
-        assert!(!d.eq_json(&json!({ "a": { "k": "w" }, "e": {}, "b": [1, -2, 2.5, "x", null, true] })));
-        assert!(!d.eq_json(&json!({ "a": { "k": "v" }, "b": [1, -2, 2.5, "x", null, true] })));
-        assert!(!Doc::from_json(json!(1)).eq_json(&json!(1.0)));
+        let same = |v: Value| d.same(&Doc::from_json(v));
+        assert!(same(v.clone()));
+        assert!(same(json!({ "a": { "k": "v" }, "e": {}, "b": [1, -2, 2.5, "x", null, true] })));
+        assert!(!same(json!({ "a": { "k": "w" }, "e": {}, "b": [1, -2, 2.5, "x", null, true] })));
+        assert!(!same(json!({ "a": { "k": "v" }, "b": [1, -2, 2.5, "x", null, true] })));
+        assert!(!Doc::from_json(json!(1)).same(&Doc::from_json(json!(1.0))));
+        assert_eq!(d.pointer(""), Some(&d));
+        assert_eq!(d.pointer("/b/3").and_then(Doc::as_str), Some("x"));
+        let slash = Doc::from_json(json!({ "a/b": { "c~d": 1 } }));
+        assert_eq!(slash.pointer("/a~1b/c~0d"), Some(&Doc::Number(1.into())));
         assert_eq!(d.pointer("/a/k").and_then(Doc::as_str), Some("v"));
         assert_eq!(d.pointer("/a/x"), None);
         assert_eq!(d.pointer("a"), None);
         assert!(d.pointer("/b").is_some_and(|b| matches!(b, Doc::Array(items) if items.len() == 6)));
+    }
+
+    #[test]
+    fn reads_json_borrowing_its_strings() {
+        let text = r#"{"k": "plain", "e": "esc\"aped", "n": [1, -1, 1.5, true, null], "o": {"x\u0041": {}}}"#;
+        let d: Doc<'_> = serde_json::from_str(text).unwrap();
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string(&d.to_json()).unwrap(), serde_json::to_string(&v).unwrap());
+        assert!(matches!(d.get("k"), Some(Doc::String(Cow::Borrowed("plain")))));
+        assert!(matches!(d.get("e"), Some(Doc::String(Cow::Owned(_)))));
+        assert!(d.pointer("/o/xA").is_some());
     }
 
     #[test]
