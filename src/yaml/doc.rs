@@ -46,7 +46,12 @@ impl<'a> Doc<'a> {
             };
             match node {
                 Doc::Object(_) => node.get(&key),
-                Doc::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+                // Decimal digits without a leading zero, as RFC 6901 says.
+                Doc::Array(items)
+                    if key.bytes().all(|b| b.is_ascii_digit()) && (key == "0" || !key.starts_with('0')) =>
+                {
+                    key.parse::<usize>().ok().and_then(|i| items.get(i))
+                }
                 _ => None,
             }
         })
@@ -197,6 +202,9 @@ impl<'de> Visitor<'de> for DocVisitor {
         while let Some(Key(k)) = map.next_key()? {
             entries.push((k, map.next_value()?));
         }
+        if has_duplicate_keys(&entries) {
+            entries = last_value_wins(entries);
+        }
         Ok(Doc::Object(entries))
     }
 }
@@ -224,6 +232,23 @@ impl<'de> Deserialize<'de> for Key<'de> {
         }
         d.deserialize_str(KeyVisitor)
     }
+}
+
+/// Entries with each key once, as `serde_json::Value` reads a JSON object
+/// that repeats one: the first position, the last value.
+fn last_value_wins<'a>(entries: Vec<(Cow<'a, str>, Doc<'a>)>) -> Vec<(Cow<'a, str>, Doc<'a>)> {
+    let mut out: Vec<(Cow<'a, str>, Doc<'a>)> = Vec::with_capacity(entries.len());
+    let mut at: std::collections::HashMap<Cow<'a, str>, usize> = std::collections::HashMap::new();
+    for (k, v) in entries {
+        match at.get(&k) {
+            Some(&i) => out[i].1 = v,
+            None => {
+                at.insert(k.clone(), out.len());
+                out.push((k, v));
+            }
+        }
+    }
+    out
 }
 
 /// Whether two entries share a key: pairwise for a small map, sorted for a
@@ -256,6 +281,10 @@ mod tests {
         assert!(!Doc::from_json(json!(1)).same(&Doc::from_json(json!(1.0))));
         assert_eq!(d.pointer(""), Some(&d));
         assert_eq!(d.pointer("/b/3").and_then(Doc::as_str), Some("x"));
+        for bad in ["/b/+3", "/b/03", "/b/-1", "/b/", "/b/6"] {
+            assert_eq!(d.pointer(bad), None, "{bad}");
+        }
+        assert_eq!(d.pointer("/b/0"), Some(&Doc::Number(1.into())));
         let slash = Doc::from_json(json!({ "a/b": { "c~d": 1 } }));
         assert_eq!(slash.pointer("/a~1b/c~0d"), Some(&Doc::Number(1.into())));
         assert_eq!(d.pointer("/a/k").and_then(Doc::as_str), Some("v"));
@@ -273,6 +302,15 @@ mod tests {
         assert!(matches!(d.get("k"), Some(Doc::String(Cow::Borrowed("plain")))));
         assert!(matches!(d.get("e"), Some(Doc::String(Cow::Owned(_)))));
         assert!(d.pointer("/o/xA").is_some());
+    }
+
+    #[test]
+    fn a_repeated_json_key_keeps_its_last_value_like_serde_json() {
+        let text = r#"{"a": 1, "b": 2, "a": {"x": 3}}"#;
+        let d: Doc<'_> = serde_json::from_str(text).unwrap();
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string(&d.to_json()).unwrap(), serde_json::to_string(&v).unwrap());
+        assert!(d.same(&Doc::from_json(v)));
     }
 
     #[test]
