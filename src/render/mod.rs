@@ -30,7 +30,7 @@ pub struct File {
     /// What the cross-document lints need of a Kubernetes object (its
     /// kind, name, selector or pod labels); the full document is dropped
     /// once checked, so a large render does not hold every document.
-    pub lint: Option<serde_json::Value>,
+    pub lint: Option<crate::validate::LintFacts>,
 }
 
 impl File {

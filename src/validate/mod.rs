@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use anyhow::{Result, bail};
-use serde_json::Value;
 
 use crate::render::File;
 use crate::yaml::doc::Doc;
@@ -120,7 +119,7 @@ impl Validator {
         .into_iter()
         .flatten()
         .collect();
-        let mut docs: BTreeMap<&str, Vec<(&str, &Value)>> = BTreeMap::new();
+        let mut docs: BTreeMap<&str, Vec<(&str, &LintFacts)>> = BTreeMap::new();
         for f in files {
             let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d);
             if let (Some(v), true) = (&f.lint, dir.ends_with("/kubernetes")) {
@@ -215,58 +214,53 @@ fn path_or_root(p: &str) -> &str {
     if p.is_empty() { "." } else { p }
 }
 
-/// What the lints need of an object: kind, name, and the Service selector
-/// or the workload's pod labels.
-pub fn lint_subset(doc: &Doc<'_>) -> Option<Value> {
-    let kind = doc.get("kind")?.to_json();
-    let mut out = serde_json::json!({ "kind": kind, "metadata": { "name": doc.pointer("/metadata/name")?.to_json() } });
-    for ptr in ["/spec/selector", "/spec/template/metadata/labels", "/spec/jobTemplate/spec/template/metadata/labels"] {
-        if let Some(v) = doc.pointer(ptr) {
-            let mut node = &mut out;
-            let parts: Vec<&str> = ptr.trim_start_matches('/').split('/').collect();
-            for (i, p) in parts.iter().enumerate() {
-                if i + 1 == parts.len() {
-                    node[*p] = v.to_json();
-                } else {
-                    if node.get(*p).is_none() {
-                        node[*p] = serde_json::json!({});
-                    }
-                    node = &mut node[*p];
-                }
-            }
-        }
-    }
-    Some(out)
+/// What the cross-document lints need of a Kubernetes object, taken while
+/// it is rendered (the document itself is dropped once checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LintFacts {
+    pub kind: String,
+    pub name: String,
+    /// A Service's `spec.selector`: label and value, the value as JSON text
+    /// (so the string `"1"` and the number `1` stay apart).
+    pub selector: Option<Vec<(String, String)>>,
+    /// A workload's pod template labels, the same way.
+    pub pod_labels: Option<Vec<(String, String)>>,
+}
+
+/// The lint facts of a rendered object (`None` without a kind or a name).
+pub fn lint_subset(doc: &Doc<'_>) -> Option<LintFacts> {
+    let kind = doc.get("kind")?.as_str()?;
+    let name = doc.pointer("/metadata/name")?.as_str().unwrap_or_default();
+    let pairs = |at: &str| -> Option<Vec<(String, String)>> {
+        let map = doc.pointer(at)?.as_object()?;
+        Some(map.iter().map(|(k, v)| (k.to_string(), v.to_json().to_string())).collect())
+    };
+    let pod_labels = match kind {
+        "Deployment" | "StatefulSet" | "Job" => pairs("/spec/template/metadata/labels"),
+        "CronJob" => pairs("/spec/jobTemplate/spec/template/metadata/labels"),
+        _ => None,
+    };
+    let selector = if kind == "Service" { pairs("/spec/selector") } else { None };
+    Some(LintFacts { kind: kind.to_string(), name: name.to_string(), selector, pod_labels })
 }
 
 /// A Service must select the pods of some workload in the same directory.
 /// Workloads are indexed by label pair, so this stays linear in the number
 /// of objects.
-fn lint_selectors(dir: &str, objs: &[(&str, &Value)]) -> Vec<String> {
-    let pod_labels: Vec<&serde_json::Map<String, Value>> = objs
-        .iter()
-        .filter_map(|(_, v)| {
-            let kind = v.get("kind").and_then(Value::as_str)?;
-            let ptr = match kind {
-                "Deployment" | "StatefulSet" | "Job" => "/spec/template/metadata/labels",
-                "CronJob" => "/spec/jobTemplate/spec/template/metadata/labels",
-                _ => return None,
-            };
-            v.pointer(ptr).and_then(Value::as_object)
-        })
-        .collect();
-    let mut by_pair: std::collections::HashMap<(&str, &Value), Vec<usize>> = std::collections::HashMap::new();
+fn lint_selectors(dir: &str, objs: &[(&str, &LintFacts)]) -> Vec<String> {
+    let pod_labels: Vec<&[(String, String)]> = objs.iter().filter_map(|(_, f)| f.pod_labels.as_deref()).collect();
+    let mut by_pair: std::collections::HashMap<(&str, &str), Vec<usize>> = std::collections::HashMap::new();
     for (i, labels) in pod_labels.iter().enumerate() {
         for (k, v) in labels.iter() {
-            by_pair.entry((k.as_str(), v)).or_default().push(i);
+            by_pair.entry((k, v)).or_default().push(i);
         }
     }
     let mut out = Vec::new();
-    for (file, v) in objs {
-        if v.get("kind").and_then(Value::as_str) != Some("Service") {
+    for (file, f) in objs {
+        if f.kind != "Service" {
             continue;
         }
-        let Some(sel) = v.pointer("/spec/selector").and_then(Value::as_object) else { continue };
+        let Some(sel) = f.selector.as_deref() else { continue };
         if sel.is_empty() {
             continue;
         }
@@ -274,14 +268,14 @@ fn lint_selectors(dir: &str, objs: &[(&str, &Value)]) -> Vec<String> {
         // pair every workload has must not make this quadratic).
         let candidates = sel
             .iter()
-            .map(|(k, v)| by_pair.get(&(k.as_str(), v)).map(Vec::as_slice).unwrap_or_default())
+            .map(|(k, v)| by_pair.get(&(k.as_str(), v.as_str())).map(Vec::as_slice).unwrap_or_default())
             .min_by_key(|c| c.len())
             .unwrap_or_default();
-        let matched = candidates.iter().any(|&i| sel.iter().all(|(k, val)| pod_labels[i].get(k) == Some(val)));
+        let matched = candidates.iter().any(|&i| sel.iter().all(|pair| pod_labels[i].contains(pair)));
         if !matched {
-            let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
             out.push(format!(
-                "{file}: Service `{name}`: its selector matches no workload in `{dir}` [lint: service-selector]"
+                "{file}: Service `{}`: its selector matches no workload in `{dir}` [lint: service-selector]",
+                f.name
             ));
         }
     }
@@ -291,6 +285,34 @@ fn lint_selectors(dir: &str, objs: &[(&str, &Value)]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn facts(yaml: &str) -> LintFacts {
+        lint_subset(&crate::yaml::fast::parse(yaml).expect("yaml")).expect("kind and name")
+    }
+
+    #[test]
+    fn a_service_must_select_some_workload() {
+        let deploy = facts(
+            "kind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    metadata:\n      labels: {app: web, tier: front, n: 1}\n",
+        );
+        let cron = facts(
+            "kind: CronJob\nmetadata: {name: dump}\nspec:\n  jobTemplate:\n    spec:\n      template:\n        metadata:\n          labels: {app: dump}\n",
+        );
+        let svc = |sel: &str| facts(&format!("kind: Service\nmetadata: {{name: s}}\nspec:\n  selector: {sel}\n"));
+        let lint = |service: &LintFacts| {
+            lint_selectors("x/kubernetes", &[("d.yaml", &deploy), ("c.yaml", &cron), ("s.yaml", service)])
+        };
+        for ok in ["{app: web}", "{app: web, tier: front}", "{app: dump}", "{n: 1}", "{}"] {
+            assert!(lint(&svc(ok)).is_empty(), "{ok}");
+        }
+        for bad in ["{app: api}", "{app: web, tier: back}", "{app: dump, tier: front}", "{n: \"1\"}"] {
+            let found = lint(&svc(bad));
+            assert_eq!(found.len(), 1, "{bad}");
+            assert!(found[0].contains("s.yaml: Service `s`: its selector matches no workload in `x/kubernetes`"));
+        }
+        assert_eq!(deploy.selector, None);
+        assert_eq!(svc("{app: web}").pod_labels, None);
+    }
 
     /// Schemas are parsed on first use; this proves every embedded one
     /// parses, so no render can meet a broken one late.
