@@ -808,6 +808,16 @@ mod tests {
         ch
     }
 
+    /// A temporary directory whose `out/` holds the render of `V1`; the
+    /// changes of that first render.
+    fn rendered_v1() -> (tempfile::TempDir, std::path::PathBuf, Changes) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("out");
+        fs::create_dir(&root).unwrap();
+        let first = render(&root, &plan(V1));
+        (tmp, root, first)
+    }
+
     const V1: &[(&str, &str)] = &[
         ("kubernetes/deployment-web.yaml", "kind: Deployment\nreplicas: 1\n"),
         ("kubernetes/service-web.yaml", "kind: Service\n"),
@@ -829,10 +839,7 @@ mod tests {
 
     #[test]
     fn failed_write_leaves_the_tree_byte_identical() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let root = tmp.path().join("out");
-        fs::create_dir(&root).unwrap();
-        let first = render(&root, &plan(V1));
+        let (_tmp, root, first) = rendered_v1();
         assert_eq!(first.added.len(), V1.len() + 1, "{first:?}");
         let before = snapshot(&root);
 
@@ -870,9 +877,8 @@ mod tests {
 
     #[test]
     fn prune_removes_only_files_a_manifest_lists() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let root = tmp.path();
-        render(root, &plan(V1));
+        let (_tmp, root, _) = rendered_v1();
+        let root = root.as_path();
         // Files stackgen did not write, next to and below its own.
         let foreign = [
             "shop/prod/kubernetes/NOTES.md",
@@ -929,10 +935,7 @@ mod tests {
 
     #[test]
     fn tampered_manifest_cannot_delete_outside_its_directory() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let root = tmp.path().join("out");
-        fs::create_dir(&root).unwrap();
-        render(&root, &plan(V1));
+        let (tmp, root, _) = rendered_v1();
         fs::write(tmp.path().join("precious.txt"), "keep").unwrap();
         fs::write(root.join("shop/other.txt"), "keep").unwrap();
         let manifest = root.join("shop/prod").join(MANIFEST);
@@ -950,9 +953,8 @@ mod tests {
     /// a rendered file goes) must not leave a half-updated tree.
     #[test]
     fn failed_rename_leaves_the_tree_untouched() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let root = tmp.path();
-        render(root, &plan(V1));
+        let (_tmp, root, _) = rendered_v1();
+        let root = root.as_path();
         // Sorts after every other changed file of V2.
         let blocked = root.join("shop/prod/kubernetes/kustomization.yaml");
         fs::remove_file(&blocked).unwrap();
@@ -1107,10 +1109,7 @@ mod tests {
     /// and moved in with one rename; a failure anywhere leaves nothing.
     #[test]
     fn new_stack_fails_cleanly_at_every_step() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let root = tmp.path().join("out");
-        fs::create_dir(&root).unwrap();
-        render(&root, &plan(V1));
+        let (_tmp, root, _) = rendered_v1();
         let next = plan_of(&[("shop", "prod", true, V1), ("cart", "prod", true, CART), ("cart", "dev", true, CART)]);
         let ch = compare(&root, &next).unwrap();
         assert_eq!(ch.added.len(), 2 * (CART.len() + 1), "{ch:?}");
@@ -1127,9 +1126,8 @@ mod tests {
     /// A new environment directory beside an existing one.
     #[test]
     fn new_env_beside_an_existing_one_fails_cleanly_at_every_step() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let root = tmp.path();
-        render(root, &plan(V1));
+        let (_tmp, root, _) = rendered_v1();
+        let root = root.as_path();
         let mut next = plan(V1);
         next.files.extend(plan_for("staging", true, CART).files);
         next.env_dirs.insert("shop/staging".into());
@@ -1147,9 +1145,8 @@ mod tests {
     /// directory and every replaced file were moved in, and undoes them.
     #[test]
     fn mixed_update_fails_cleanly_at_every_step() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let root = tmp.path();
-        render(root, &plan(V1));
+        let (_tmp, root, _) = rendered_v1();
+        let root = root.as_path();
         let next = plan_of(&[("shop", "prod", true, V2), ("cart", "prod", true, CART)]);
         let ch = compare(root, &next).unwrap();
         assert_eq!(ch.removed, ["shop/prod/kubernetes/service-web.yaml"]);
@@ -1233,9 +1230,8 @@ mod tests {
     /// directory, a temporary file) do not stop the next render.
     #[test]
     fn leftovers_of_a_crashed_run_with_the_same_pid_are_replaced() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let root = tmp.path();
-        render(root, &plan(V1));
+        let (_tmp, root, _) = rendered_v1();
+        let root = root.as_path();
         let pid = std::process::id();
         let stale_dir = root.join(format!(".cart.stackgen-tmp-{pid}"));
         fs::create_dir_all(stale_dir.join("prod/kubernetes")).unwrap();
@@ -1257,9 +1253,8 @@ mod tests {
     /// whatever the other thread wrote is removed too.
     #[test]
     fn parallel_write_failure_leaves_nothing_behind() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let root = tmp.path();
-        render(root, &plan(V1));
+        let (_tmp, root, _) = rendered_v1();
+        let root = root.as_path();
         let extra: Vec<(String, String)> =
             (0..150).map(|i| (format!("kubernetes/extra-{i:03}.yaml"), format!("n: {i}\n"))).collect();
         let mut files: Vec<(&str, &str)> = V1.to_vec();

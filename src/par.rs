@@ -44,9 +44,13 @@ pub fn map_min<T: Sync, R: Send>(items: &[T], min: usize, f: impl Fn(&T) -> R + 
     all.into_iter().map(|(_, r)| r).collect()
 }
 
-/// `map_min` for many small items (64 or more go parallel).
+/// Items from which `map` goes parallel: below it, spawning costs more
+/// than the work it shares.
+pub const MANY: usize = 64;
+
+/// `map_min` for many small items (`MANY` or more go parallel).
 pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    map_min(items, 64, f)
+    map_min(items, MANY, f)
 }
 
 /// `map_min`, starting with the items `weight` rates heaviest, so that a

@@ -1,6 +1,6 @@
 //! Fuzzes the fast parser that reads rendered YAML back: whenever its fast
 //! path accepts a text, serde_yaml must accept it too and give the same
-//! value. (When it declines, `parse_json` is serde_yaml itself.)
+//! value. (When it declines, `parse` is serde_yaml itself.)
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -96,7 +96,7 @@ fn render_objects(
         let doc = check_document(obj.template, &body, Some(obj))?;
         let path = format!("{dir}/{}", obj.file_name());
         let problems = validator.check_object(&path, &doc);
-        let lint = crate::validate::lint_subset(&doc);
+        let lint = crate::validate::lint_facts(&doc);
         Ok(File { path, bytes: format!("{head}{body}").into_bytes(), problems: Some(problems), lint })
     });
     let mut files = rendered.into_iter().collect::<Result<Vec<File>>>()?;
@@ -110,11 +110,6 @@ fn render_objects(
     }
     Ok(files)
 }
-
-/// Objects at or above which an environment renders its other files
-/// (VERIFY.md, Compose) on a thread of their own beside the objects: for a
-/// large environment they would otherwise leave a core idle for a while.
-const SIDE_THREAD_AT: usize = 64;
 
 /// What one environment rendered to.
 pub struct Rendered {
@@ -158,7 +153,10 @@ pub fn render(tpl_env: &Environment<'static>, validator: &Validator, stack: &Sta
         }
         Ok(files)
     };
-    let (files, rest) = if plan.len() >= SIDE_THREAD_AT {
+    // An environment whose objects render in parallel (`par::MANY` or more)
+    // renders its other files (VERIFY.md, Compose) on a thread of their
+    // own beside them: they would otherwise leave a core idle for a while.
+    let (files, rest) = if plan.len() >= crate::par::MANY {
         std::thread::scope(|scope| {
             let side = std::thread::Builder::new().spawn_scoped(scope, others);
             let files = objects();

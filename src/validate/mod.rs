@@ -228,7 +228,7 @@ pub struct LintFacts {
 }
 
 /// The lint facts of a rendered object (`None` without a kind or a name).
-pub fn lint_subset(doc: &Doc<'_>) -> Option<LintFacts> {
+pub fn lint_facts(doc: &Doc<'_>) -> Option<LintFacts> {
     let kind = doc.get("kind")?.as_str()?;
     let name = doc.pointer("/metadata/name")?.as_str().unwrap_or_default();
     let pairs = |at: &str| -> Option<Vec<(String, String)>> {
@@ -287,7 +287,7 @@ mod tests {
     use super::*;
 
     fn facts(yaml: &str) -> LintFacts {
-        lint_subset(&crate::yaml::fast::parse(yaml).expect("yaml")).expect("kind and name")
+        lint_facts(&crate::yaml::fast::parse(yaml).expect("yaml")).expect("kind and name")
     }
 
     #[test]
