@@ -32,8 +32,8 @@ fuzz_target!(|data: &[u8]| {
         if stackgen::diagnostic::has_errors(&diags) {
             continue;
         }
-        if let Ok(files) = render::render(engine(), validator(), &resolved, &env) {
-            let _ = validator().check(&files);
+        if let Ok(rendered) = render::render(engine(), validator(), &resolved, &env) {
+            let _ = validator().check(&rendered.files);
         }
     }
 });
