@@ -139,7 +139,58 @@ fn parse_with(text: &str, record: bool) -> Result<(Value, Option<Spans>), LoadEr
 
 enum Frame {
     Seq { items: Vec<Value>, path: String, anchor: usize },
-    Map { map: Mapping, pending_key: Option<(String, Pos)>, path: String, anchor: usize },
+    Map { map: Entries, pending_key: Option<(String, Pos)>, path: String, anchor: usize },
+}
+
+/// The entries of a mapping being built. serde_yaml's `Mapping` hashes each
+/// key with SipHash (once to look for a duplicate, once to insert) and
+/// grows from empty; most mappings of a stack file are short, so they are
+/// kept in a list, checked for a duplicate by comparing keys, and turned
+/// into a `Mapping` of the right size once, at their end.
+enum Entries {
+    Few(Vec<(String, Value)>),
+    Many(Mapping),
+}
+
+impl Entries {
+    /// Up to this many entries, a list.
+    const FEW: usize = 16;
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Entries::Few(v) => v.is_empty(),
+            Entries::Many(m) => m.is_empty(),
+        }
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        match self {
+            Entries::Few(v) => v.iter().any(|(k, _)| k == key),
+            Entries::Many(m) => m.contains_key(key),
+        }
+    }
+
+    fn push(&mut self, key: String, value: Value) {
+        match self {
+            Entries::Few(v) if v.len() < Self::FEW => v.push((key, value)),
+            Entries::Few(v) => {
+                let mut m = Mapping::with_capacity(2 * Self::FEW);
+                m.extend(v.drain(..).map(|(k, v)| (Value::String(k), v)));
+                m.insert(Value::String(key), value);
+                *self = Entries::Many(m);
+            }
+            Entries::Many(m) => {
+                m.insert(Value::String(key), value);
+            }
+        }
+    }
+
+    fn into_mapping(self) -> Mapping {
+        match self {
+            Entries::Few(v) => v.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
+            Entries::Many(m) => m,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -218,7 +269,7 @@ impl Builder {
                             return;
                         }
                     };
-                    if map.contains_key(key.as_str()) {
+                    if map.contains(&key) {
                         // Without `record` the message lacks the first
                         // line; `parse_value` parses again with it.
                         let p = join(path, &key);
@@ -237,9 +288,7 @@ impl Builder {
                     }
                     *pending_key = Some((key, pos));
                 }
-                Some((key, _)) => {
-                    map.insert(Value::String(key), value);
-                }
+                Some((key, _)) => map.push(key, value),
             },
         }
     }
@@ -320,7 +369,7 @@ impl MarkedEventReceiver for Builder {
                 let path = self.child_path();
                 // A block mapping's start marker sits on its first `:`; the
                 // mapping's position is recorded at its first key instead.
-                self.stack.push(Frame::Map { map: Mapping::new(), pending_key: None, path, anchor });
+                self.stack.push(Frame::Map { map: Entries::Few(Vec::new()), pending_key: None, path, anchor });
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let Some(frame) = self.stack.pop() else {
@@ -328,7 +377,7 @@ impl MarkedEventReceiver for Builder {
                 };
                 let (value, anchor) = match frame {
                     Frame::Seq { items, anchor, .. } => (Value::Sequence(items), anchor),
-                    Frame::Map { map, anchor, .. } => (Value::Mapping(map), anchor),
+                    Frame::Map { map, anchor, .. } => (Value::Mapping(map.into_mapping()), anchor),
                 };
                 if anchor > 0 {
                     let weight = weight_of(&value);
@@ -378,25 +427,27 @@ fn parse_number(s: &str) -> Option<Value> {
         Some(rest) => (true, rest),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        let v: i64 = s.parse().ok()?;
-        // `0755` or `+1` would lose their spelling as numbers; they stay
-        // strings (a numeric field then says it wants a number).
-        if v.to_string() != s {
+    // Every number starts with a digit or a dot (most scalars are words).
+    if !digits.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    if digits.bytes().all(|b| b.is_ascii_digit()) {
+        // `0755`, `+1` or `-0` would lose their spelling as numbers; they
+        // stay strings (a numeric field then says it wants a number).
+        if s.starts_with('+') || (digits.starts_with('0') && (digits.len() > 1 || neg)) {
             return None;
         }
+        let v: i64 = s.parse().ok()?;
         return Some(Value::Number(Number::from(v)));
     }
 
-    let lower = digits.to_ascii_lowercase();
-    if lower == ".inf" {
+    if digits.eq_ignore_ascii_case(".inf") {
         return Some(Value::Number(Number::from(if neg { f64::NEG_INFINITY } else { f64::INFINITY })));
     }
     if s == ".nan" || s == ".NaN" || s == ".NAN" {
         return Some(Value::Number(Number::from(f64::NAN)));
     }
-    let looks_float = digits.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.')
-        && digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+    let looks_float = digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
         && digits.bytes().any(|b| b.is_ascii_digit());
     if looks_float {
         return s.parse::<f64>().ok().map(|f| Value::Number(Number::from(f)));
@@ -420,12 +471,83 @@ mod tests {
         assert_eq!(v["g"], Value::String("12:30".into()));
     }
 
+    /// `parse_number` before it skipped the allocations, kept as it was to
+    /// compare with.
+    #[allow(clippy::manual_ignore_case_cmp)]
+    fn parse_number_reference(s: &str) -> Option<Value> {
+        let (neg, digits) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s.strip_prefix('+').unwrap_or(s)),
+        };
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            let v: i64 = s.parse().ok()?;
+            return (v.to_string() == s).then(|| Value::Number(Number::from(v)));
+        }
+        if digits.to_ascii_lowercase() == ".inf" {
+            return Some(Value::Number(Number::from(if neg { f64::NEG_INFINITY } else { f64::INFINITY })));
+        }
+        if s == ".nan" || s == ".NaN" || s == ".NAN" {
+            return Some(Value::Number(Number::from(f64::NAN)));
+        }
+        let looks_float = digits.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.')
+            && digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+            && digits.bytes().any(|b| b.is_ascii_digit());
+        if looks_float {
+            return s.parse::<f64>().ok().map(|f| Value::Number(Number::from(f)));
+        }
+        None
+    }
+
+    #[test]
+    fn numbers_resolve_as_before() {
+        // Every string of up to 4 characters over an alphabet that spells
+        // integers, floats, infinities and NaNs, plus the 64-bit edges.
+        const ABC: &[u8] = b"0019.-+eEinfaNI";
+        let mut cases: Vec<String> =
+            ["9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809"]
+                .map(String::from)
+                .to_vec();
+        let mut layer = vec![String::new()];
+        for _ in 0..4 {
+            layer = layer.iter().flat_map(|p| ABC.iter().map(move |&c| format!("{p}{}", c as char))).collect();
+            cases.extend(layer.iter().cloned());
+        }
+        let show = |v: Option<Value>| format!("{v:?}");
+        for s in &cases {
+            assert_eq!(show(parse_number(s)), show(parse_number_reference(s)), "`{s}`");
+        }
+    }
+
     #[test]
     fn records_positions() {
         let (_, spans) = parse("services:\n  app:\n    replicas: 2\n    args:\n      - x\n").unwrap();
         assert_eq!(spans.exact("services.app.replicas"), Some(Pos { line: 3, col: 5 }));
         assert_eq!(spans.exact("services.app.args[0]"), Some(Pos { line: 5, col: 9 }));
         assert_eq!(spans.locate("services.app.nope.deeper"), Some(Pos { line: 2, col: 3 }));
+    }
+
+    #[test]
+    fn mappings_short_and_long_keep_order_and_refuse_duplicates() {
+        for n in [1, Entries::FEW, Entries::FEW + 1, 3 * Entries::FEW] {
+            // Keys in an order no sorting or hashing would give.
+            let keys: Vec<String> = (0..n).map(|i| format!("k{}", (i * 7919) % 1000)).collect();
+            let text: String = keys.iter().enumerate().map(|(i, k)| format!("{k}: {i}\n")).collect();
+            let (v, _) = parse(&text).unwrap();
+            let got: Vec<&str> = v.as_mapping().unwrap().keys().map(|k| k.as_str().unwrap()).collect();
+            assert_eq!(got, keys, "{n} keys");
+            assert_eq!(parse_value(&text).unwrap(), v);
+            for dup in [0, n - 1] {
+                let bad = format!("{text}{}: again\n", keys[dup]);
+                for e in [parse(&bad).unwrap_err(), parse_value(&bad).unwrap_err()] {
+                    assert_eq!(
+                        (e.pos.line, e.message.contains("duplicate key")),
+                        (n + 1, true),
+                        "{n} keys: {}",
+                        e.message
+                    );
+                }
+            }
+        }
     }
 
     #[test]

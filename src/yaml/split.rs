@@ -52,7 +52,13 @@ fn is_blank(line: &str) -> bool {
 /// Parses `text` in pieces on all cores; `None` when it cannot be done
 /// safely (see the module documentation).
 pub fn parse_parallel(text: &str) -> Option<Value> {
-    if text.contains(['&', '*', '\t', '\r']) || text.starts_with('\u{feff}') || text.contains(SENTINEL) {
+    // A byte loop, not `str::contains` with a set of chars (which decodes
+    // every char): the bytes of these ASCII characters occur in UTF-8 only
+    // as themselves.
+    if text.bytes().any(|b| matches!(b, b'&' | b'*' | b'\t' | b'\r'))
+        || text.starts_with('\u{feff}')
+        || text.contains(SENTINEL)
+    {
         return None;
     }
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
@@ -137,7 +143,7 @@ pub fn parse_parallel(text: &str) -> Option<Value> {
     let parsed = crate::par::map_min(&pieces, 2, |(t, depth)| parse_piece(t, *depth));
     let mut parsed = parsed.into_iter();
     let (mut root, mut nodes) = parsed.next()??;
-    let mut all = Mapping::new();
+    let mut all = Mapping::with_capacity(keys.len());
     for piece in parsed {
         let (value, n) = piece?;
         nodes += n;
@@ -151,10 +157,9 @@ pub fn parse_parallel(text: &str) -> Option<Value> {
             m.remove(SENTINEL);
         }
         for (k, v) in m {
-            if all.contains_key(&k) {
+            if all.insert(k, v).is_some() {
                 return None;
             }
-            all.insert(k, v);
         }
     }
     // The whole document counts its root, `services` and its mapping.
