@@ -192,6 +192,38 @@ impl At<'_> {
     }
 }
 
+/// Where a walk puts its violations. A probe (does this alternative of a
+/// `oneOf` or `anyOf` pass?) needs only to know whether there is one: it
+/// stops at the first, and builds no path or message for it.
+struct Out {
+    list: Vec<Violation>,
+    probe: bool,
+}
+
+impl Out {
+    fn report() -> Self {
+        Out { list: Vec::new(), probe: false }
+    }
+
+    fn probe() -> Self {
+        Out { list: Vec::new(), probe: true }
+    }
+
+    /// Whether the walk can stop here.
+    fn full(&self) -> bool {
+        self.list.len() >= if self.probe { 1 } else { 50 }
+    }
+
+    fn fail(&mut self, at: &At<'_>, rule: impl FnOnce() -> String) {
+        let v = if self.probe {
+            Violation { path: String::new(), rule: String::new() }
+        } else {
+            Violation { path: at.text(), rule: rule() }
+        };
+        self.list.push(v);
+    }
+}
+
 impl<'a> Schema<'a> {
     /// A checker for `doc`; nodes compile as checks first reach them, and
     /// regexes compile on first use. Both are shared by every check, on
@@ -213,10 +245,10 @@ impl<'a> Schema<'a> {
 
     /// Checks `value` against `node`, a schema inside the document.
     pub fn check_at(&self, node: &'a Doc<'a>, value: &Doc<'_>) -> Vec<Violation> {
-        let mut out = Vec::new();
+        let mut out = Out::report();
         self.walk(self.compile(node), value, &At::Root(""), &mut out, 0);
-        out.truncate(50);
-        out
+        out.list.truncate(50);
+        out.list
     }
 
     /// Follows `$ref`s into the same document (`#/a/b`).
@@ -253,22 +285,21 @@ impl<'a> Schema<'a> {
         c.node.get_or_init(|| self.compile(c.schema))
     }
 
-    fn walk(&self, n: &Node<'a>, v: &Doc<'_>, at: &At<'_>, out: &mut Vec<Violation>, depth: usize) {
-        if depth > 200 || out.len() >= 50 {
+    fn walk(&self, n: &Node<'a>, v: &Doc<'_>, at: &At<'_>, out: &mut Out, depth: usize) {
+        if depth > 200 || out.full() {
             return;
         }
         if n.nothing {
-            out.push(Violation { path: at.text(), rule: "no value is allowed here".into() });
+            out.fail(at, || "no value is allowed here".into());
             return;
         }
         if n.anything {
             return;
         }
-        let fail = |out: &mut Vec<Violation>, rule: String| out.push(Violation { path: at.text(), rule });
 
         if n.int_or_string {
             if !(v.is_string() || v.is_integer()) {
-                fail(out, format!("expected an integer or a string, found {}", kind(v)));
+                out.fail(at, || format!("expected an integer or a string, found {}", kind(v)));
             }
             return;
         }
@@ -279,36 +310,38 @@ impl<'a> Schema<'a> {
                 _ => true,
             };
             if !ok {
-                fail(out, format!("expected {}, found {}", type_text(t), kind(v)));
+                out.fail(at, || format!("expected {}, found {}", type_text(t), kind(v)));
                 return;
             }
         }
         if let Some(e) = n.enumeration
             && !e.iter().any(|x| v.same(x))
         {
-            let allowed: Vec<String> = e.iter().take(12).map(|x| x.to_json().to_string()).collect();
-            fail(out, format!("{} is not one of {}", v.to_json(), allowed.join(", ")));
+            out.fail(at, || {
+                let allowed: Vec<String> = e.iter().take(12).map(|x| x.to_json().to_string()).collect();
+                format!("{} is not one of {}", v.to_json(), allowed.join(", "))
+            });
         }
         if let Some(c) = n.constant
             && !v.same(c)
         {
-            fail(out, format!("expected {}, found {}", c.to_json(), v.to_json()));
+            out.fail(at, || format!("expected {}, found {}", c.to_json(), v.to_json()));
         }
         if let (Some(p), Some(text)) = (n.pattern, v.as_str())
             && !self.patterns.matches(p, text)
         {
-            fail(out, format!("`{text}` does not match the pattern `{p}`"));
+            out.fail(at, || format!("`{text}` does not match the pattern `{p}`"));
         }
         if let Some(x) = v.as_f64() {
             if let Some(min) = n.minimum
                 && x < min
             {
-                fail(out, format!("{x} is below the minimum {min}"));
+                out.fail(at, || format!("{x} is below the minimum {min}"));
             }
             if let Some(max) = n.maximum
                 && x > max
             {
-                fail(out, format!("{x} is above the maximum {max}"));
+                out.fail(at, || format!("{x} is above the maximum {max}"));
             }
         }
         for sub in &n.all_of {
@@ -319,27 +352,29 @@ impl<'a> Schema<'a> {
             let passing = alts
                 .iter()
                 .filter(|sub| {
-                    let mut o = Vec::new();
+                    let mut o = Out::probe();
                     self.walk(self.child(sub), v, at, &mut o, depth + 1);
-                    o.is_empty()
+                    o.list.is_empty()
                 })
                 .count();
             let ok = if key == "oneOf" { passing == 1 } else { passing >= 1 };
-            if !ok {
+            if !ok && out.probe {
+                out.fail(at, String::new);
+            } else if !ok {
                 // Report the errors of the closest alternative.
                 let best = alts
                     .iter()
                     .map(|sub| {
-                        let mut o = Vec::new();
+                        let mut o = Out::report();
                         self.walk(self.child(sub), v, at, &mut o, depth + 1);
-                        o
+                        o.list
                     })
                     .min_by_key(Vec::len)
                     .unwrap_or_default();
                 if best.is_empty() {
-                    fail(out, format!("matches {passing} of the `{key}` alternatives, expected exactly one"));
+                    out.fail(at, || format!("matches {passing} of the `{key}` alternatives, expected exactly one"));
                 } else {
-                    out.extend(best);
+                    out.list.extend(best);
                 }
             }
         }
@@ -347,7 +382,7 @@ impl<'a> Schema<'a> {
             Doc::Object(map) => {
                 for r in &n.required {
                     if !map.iter().any(|(k, _)| k == r) {
-                        fail(out, format!("missing required field `{r}`"));
+                        out.fail(at, || format!("missing required field `{r}`"));
                     }
                 }
                 for (k, child) in map {
@@ -367,15 +402,15 @@ impl<'a> Schema<'a> {
                         continue;
                     }
                     match &n.additional {
-                        Additional::Forbidden if !n.preserve_unknown => {
+                        Additional::Forbidden if !n.preserve_unknown => out.fail(&child_at, || {
                             let known: Vec<&str> =
                                 n.known.map(|p| p.iter().map(|(k, _)| k.as_ref()).collect()).unwrap_or_default();
                             let mut rule = format!("unknown field `{k}`");
                             if let Some(s) = crate::diagnostic::did_you_mean(k, known.iter().copied()) {
                                 rule.push_str(&format!(" (did you mean `{s}`?)"));
                             }
-                            out.push(Violation { path: child_at.text(), rule });
-                        }
+                            rule
+                        }),
                         Additional::Schema(sub) => self.walk(self.child(sub), child, &child_at, out, depth + 1),
                         _ => {}
                     }
@@ -454,5 +489,36 @@ mod tests {
         assert!(text.iter().any(|t| t.starts_with(".nme unknown field `nme` (did you mean `name`?)")), "{text:?}");
         assert!(text.iter().any(|t| t.starts_with(".port expected an integer or a string")), "{text:?}");
         assert!(text.iter().any(|t| t.starts_with(".list[0] expected integer")), "{text:?}");
+    }
+
+    #[test]
+    fn one_of_and_any_of_count_passing_alternatives_and_report_the_closest() {
+        let schema = Doc::from_json(json!({
+            "type": "object",
+            "properties": {
+                // Like Kubernetes' Quantity: a string or a number.
+                "cpu": { "oneOf": [{ "type": "string" }, { "type": "number" }] },
+                // Both alternatives pass for 1.0: oneOf wants exactly one.
+                "ratio": { "oneOf": [{ "type": "number" }, { "type": "integer" }] },
+                "port": { "anyOf": [
+                    { "type": "integer", "minimum": 1 },
+                    { "type": "object", "required": ["name"], "additionalProperties": false,
+                      "properties": { "name": { "type": "string" } } }
+                ] },
+                "deep": { "oneOf": [{ "properties": { "x": { "oneOf": [{ "type": "string" }, { "type": "null" }] } } }] }
+            }
+        }));
+        let s = Schema::new(&schema);
+        let text = |v: serde_json::Value| -> Vec<String> {
+            s.check(&Doc::from_json(v)).iter().map(|v| format!("{} {}", v.path, v.rule)).collect()
+        };
+        assert_eq!(text(json!({ "cpu": "500m", "port": 8080, "deep": { "x": null } })), Vec::<String>::new());
+        assert_eq!(text(json!({ "cpu": 0.5, "port": { "name": "http" } })), Vec::<String>::new());
+        assert_eq!(text(json!({ "cpu": true })), [".cpu expected string, found a boolean"]);
+        assert_eq!(text(json!({ "ratio": 1 })), [".ratio matches 2 of the `oneOf` alternatives, expected exactly one"]);
+        assert_eq!(text(json!({ "port": 0 })), [".port 0 is below the minimum 1"]);
+        // The closest alternative has one violation, the other two.
+        assert_eq!(text(json!({ "port": { "nam": "http" } })), [".port expected integer, found a map"]);
+        assert_eq!(text(json!({ "deep": { "x": 3 } })), [".deep.x expected string, found an integer"]);
     }
 }
