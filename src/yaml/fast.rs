@@ -1,5 +1,7 @@
 //! A fast reader for the block-style YAML that stackgen's own templates emit,
-//! with serde_yaml as the fallback for everything else.
+//! with serde_yaml as the fallback for everything else; and, in a second
+//! mode ([`parse_input`]), for the plain shape of stack files, with the
+//! stack loader's event parser as the fallback.
 //!
 //! Why: every rendered document is parsed back (it must be valid YAML, and
 //! its value is schema-checked). Through serde_yaml that parse was about a
@@ -67,10 +69,44 @@ pub fn parse_subset(text: &str) -> Option<Value> {
     parse_doc(text).map(|doc| doc.to_json())
 }
 
+/// The fast path for a stack file (or a piece of one, see `split`): the
+/// same subset plus what hand-written files use, read the way the stack
+/// loader reads them; `None` whenever the text is outside it, and the
+/// loader then parses it itself. Differences from [`parse`]'s subset:
+/// - plain scalars resolve by the YAML 1.2 core schema, as the loader does
+///   (`0755` and `+1` stay strings; plain keys must resolve to strings;
+///   infinities and NaN fall back);
+/// - flow collections on one line (`[a, "b"]`, `{ k: v, n: { x: 1 } }`)
+///   whose plain scalars hold none of `:#'"&*!|>%@` and backtick;
+/// - a comment after a value (`key: value  # why`) or after a key;
+/// - ASCII only, and nesting up to `INPUT_MAX_DEPTH`.
+pub fn parse_input(text: &str) -> Option<Doc<'_>> {
+    if !text.is_ascii() {
+        return None;
+    }
+    parse_doc_in(text, Mode::Input)
+}
+
+/// Nesting the input fast path takes: well inside the loader's own limit,
+/// also for a piece that sits one level down in its file.
+const INPUT_MAX_DEPTH: usize = 32;
+
+/// Which reading: rendered output (serde_yaml's) or a stack file (the
+/// loader's).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Output,
+    Input,
+}
+
 /// The fast path alone.
 fn parse_doc(text: &str) -> Option<Doc<'_>> {
+    parse_doc_in(text, Mode::Output)
+}
+
+fn parse_doc_in(text: &str, mode: Mode) -> Option<Doc<'_>> {
     let (lines, tab) = split_lines(text)?;
-    let mut parser = Parser { lines, pos: 0, final_newline: text.ends_with('\n'), tab, depth: 0 };
+    let mut parser = Parser { lines, pos: 0, final_newline: text.ends_with('\n'), tab, depth: 0, mode };
     // An empty or comment-only document is serde_yaml's business.
     let Next::Line(indent, rest) = parser.peek()? else { return None };
     let value = parser.block(indent, rest)?;
@@ -159,6 +195,7 @@ struct Parser<'a> {
     tab: bool,
     /// Open collections.
     depth: usize,
+    mode: Mode,
 }
 
 impl<'a> Parser<'a> {
@@ -183,9 +220,24 @@ impl<'a> Parser<'a> {
         Some(Next::Eof)
     }
 
+    /// [`split_entry`], and for a stack file a plain key must read as a
+    /// string (the loader turns `true:` into the key `true`, `True:` too).
+    fn entry(&self, s: &'a str) -> Option<Entry<'a>> {
+        let entry = split_entry(s)?;
+        if self.mode == Mode::Input
+            && let Entry::Key(key, _) = &entry
+            && !s.starts_with(['"', '\''])
+            && !matches!(resolve_core(key), Some(Doc::String(_)))
+        {
+            return None;
+        }
+        Some(entry)
+    }
+
     fn enter(&mut self) -> Option<()> {
         self.depth += 1;
-        (self.depth <= MAX_DEPTH).then_some(())
+        let max = if self.mode == Mode::Input { INPUT_MAX_DEPTH } else { MAX_DEPTH };
+        (self.depth <= max).then_some(())
     }
 
     /// A block collection whose first entry is `rest`, at column `col` of
@@ -194,7 +246,7 @@ impl<'a> Parser<'a> {
         if is_seq_entry(rest) {
             return self.seq(col, rest);
         }
-        match split_entry(rest)? {
+        match self.entry(rest)? {
             Entry::Key(key, after) => self.map(col, key, after),
             Entry::Scalar => None,
         }
@@ -210,7 +262,7 @@ impl<'a> Parser<'a> {
             let value = self.value_after_key(col, after)?;
             map.push((key, value));
             match self.peek()? {
-                Next::Line(indent, rest) if indent == col => match split_entry(rest)? {
+                Next::Line(indent, rest) if indent == col => match self.entry(rest)? {
                     Entry::Key(k, a) => (key, after) = (k, a),
                     Entry::Scalar => return None,
                 },
@@ -228,7 +280,11 @@ impl<'a> Parser<'a> {
     /// The value of a key of the mapping at column `col`: `after` is the
     /// rest of the key's line (already consumed) after the colon.
     fn value_after_key(&mut self, col: usize, after: &'a str) -> Option<Doc<'a>> {
-        let inline = after.trim_start_matches(' ');
+        let mut inline = after.trim_start_matches(' ');
+        // `key:  # comment`: the value, if any, is on the next lines.
+        if self.mode == Mode::Input && inline.starts_with('#') && inline.len() < after.len() {
+            inline = "";
+        }
         if !inline.is_empty() {
             return self.scalar(col, inline);
         }
@@ -276,7 +332,14 @@ impl<'a> Parser<'a> {
         if is_seq_entry(content) {
             return self.seq(at, content);
         }
-        match split_entry(content)? {
+        // `- {...}`, `- [...]` and `- word # comment` are scalars, not keys.
+        if self.mode == Mode::Input
+            && (content.starts_with(['{', '[']) || matches!(plain_end(content), Some((_, b'#'))))
+        {
+            self.pos += 1;
+            return self.scalar(col, content);
+        }
+        match self.entry(content)? {
             Entry::Key(key, after) => self.map(at, key, after),
             Entry::Scalar => {
                 self.pos += 1;
@@ -289,6 +352,9 @@ impl<'a> Parser<'a> {
     /// at column `col`: `s`, non-empty, is the rest of the line before the
     /// current one. Consumes a literal block scalar's lines.
     fn scalar(&mut self, col: usize, s: &'a str) -> Option<Doc<'a>> {
+        if self.mode == Mode::Input {
+            return self.input_scalar(col, s);
+        }
         match s.as_bytes().first()? {
             b'"' => match double_quoted(s)? {
                 (value, "") => Some(Doc::String(value)),
@@ -311,6 +377,112 @@ impl<'a> Parser<'a> {
             b'[' => (s == "[]").then(|| Doc::Array(Vec::new())),
             _ if plain_start(s) && plain_end(s).is_none() => resolve_plain(s),
             _ => None,
+        }
+    }
+
+    /// [`Self::scalar`] for a stack file.
+    fn input_scalar(&mut self, col: usize, s: &'a str) -> Option<Doc<'a>> {
+        let (value, rest) = match s.as_bytes().first()? {
+            b'"' => double_quoted(s).map(|(v, rest)| (Doc::String(v), rest))?,
+            b'\'' => single_quoted(s).map(|(v, rest)| (Doc::String(v), rest))?,
+            b'{' | b'[' => self.flow(s)?,
+            b'|' => {
+                let chomp = match s {
+                    "|" => Chomp::Clip,
+                    "|-" => Chomp::Strip,
+                    "|+" => Chomp::Keep,
+                    _ => return None,
+                };
+                return self.literal(col, chomp).map(|text| Doc::String(Cow::Owned(text)));
+            }
+            _ => {
+                let (text, rest) = match plain_end(s) {
+                    None => (s, ""),
+                    Some((i, b'#')) => (s.get(..i)?.trim_end_matches(' '), s.get(i..)?),
+                    Some(_) => return None,
+                };
+                if !plain_start(text) {
+                    return None;
+                }
+                (resolve_core(text)?, rest)
+            }
+        };
+        comment_or_nothing(rest).then_some(value)
+    }
+
+    /// A flow collection written on one line at the start of `s`: its value
+    /// and the text after its closing bracket.
+    fn flow(&mut self, s: &'a str) -> Option<(Doc<'a>, &'a str)> {
+        self.enter()?;
+        let (close, is_map) = match s.as_bytes().first()? {
+            b'[' => (b']', false),
+            b'{' => (b'}', true),
+            _ => return None,
+        };
+        let mut rest = s.get(1..)?.trim_start_matches(' ');
+        let mut items = Vec::new();
+        let mut entries = Vec::new();
+        if rest.as_bytes().first() == Some(&close) {
+            rest = rest.get(1..)?;
+        } else {
+            loop {
+                if is_map {
+                    let (key, after) = match rest.as_bytes().first()? {
+                        b'"' => double_quoted(rest)?,
+                        b'\'' => single_quoted(rest)?,
+                        _ => {
+                            let (token, after) = flow_plain(rest)?;
+                            match resolve_core(token)? {
+                                Doc::String(k) => (k, after),
+                                _ => return None,
+                            }
+                        }
+                    };
+                    let after = after.strip_prefix(": ")?.trim_start_matches(' ');
+                    let (value, after) = self.flow_item(after)?;
+                    entries.push((key, value));
+                    rest = after;
+                } else {
+                    let (value, after) = self.flow_item(rest)?;
+                    items.push(value);
+                    rest = after;
+                }
+                rest = rest.trim_start_matches(' ');
+                match rest.as_bytes().first()? {
+                    b',' => rest = rest.get(1..)?.trim_start_matches(' '),
+                    &b if b == close => {
+                        rest = rest.get(1..)?;
+                        break;
+                    }
+                    _ => return None,
+                }
+                // No trailing comma, no empty entry.
+                if rest.starts_with([',', ']', '}']) {
+                    return None;
+                }
+            }
+        }
+        self.depth -= 1;
+        if is_map {
+            if has_duplicate_keys(&entries) {
+                return None;
+            }
+            Some((Doc::Object(entries), rest))
+        } else {
+            Some((Doc::Array(items), rest))
+        }
+    }
+
+    /// One value inside a flow collection, at the start of `s`.
+    fn flow_item(&mut self, s: &'a str) -> Option<(Doc<'a>, &'a str)> {
+        match s.as_bytes().first()? {
+            b'"' => double_quoted(s).map(|(v, rest)| (Doc::String(v), rest)),
+            b'\'' => single_quoted(s).map(|(v, rest)| (Doc::String(v), rest)),
+            b'{' | b'[' => self.flow(s),
+            _ => {
+                let (token, rest) = flow_plain(s)?;
+                Some((resolve_core(token)?, rest))
+            }
         }
     }
 
@@ -359,6 +531,50 @@ impl<'a> Parser<'a> {
         }
         Some(out)
     }
+}
+
+/// Whether what follows a value on its line is nothing, or a comment
+/// separated from it by a space.
+fn comment_or_nothing(rest: &str) -> bool {
+    rest.is_empty() || (rest.starts_with(' ') && rest.trim_start_matches(' ').starts_with('#'))
+}
+
+/// A plain scalar inside a flow collection at the start of `s`: the token
+/// (spaces around it trimmed) and the text from the `,`, `]`, `}` or `:`
+/// (followed by a space, one of those or the end) that ends it. Narrower
+/// than YAML: no `#`, quote, anchor, alias, tag or other indicator anywhere
+/// in it, and it starts like a block plain scalar.
+fn flow_plain(s: &str) -> Option<(&str, &str)> {
+    let bytes = s.as_bytes();
+    let end = (0..bytes.len()).find(|&i| match bytes[i] {
+        b',' | b']' | b'}' => true,
+        b':' => matches!(bytes.get(i + 1), None | Some(b' ' | b',' | b']' | b'}')),
+        _ => false,
+    })?;
+    let token = s.get(..end)?.trim_end_matches(' ');
+    if token.is_empty()
+        || !plain_start(token)
+        || token.contains(['#', '\'', '"', '&', '*', '!', '|', '>', '%', '@', '`', '[', '{'])
+    {
+        return None;
+    }
+    Some((token, s.get(end..)?))
+}
+
+/// A plain scalar of a stack file, resolved as the stack loader resolves it
+/// (`load::resolve_scalar`, the YAML 1.2 core schema); `None` for what
+/// `Doc` cannot hold the same way (infinities, NaN).
+fn resolve_core(s: &str) -> Option<Doc<'_>> {
+    Some(match super::load::resolve_plain_core(s) {
+        None => Doc::String(Cow::Borrowed(s)),
+        Some(serde_yaml::Value::Null) => Doc::Null,
+        Some(serde_yaml::Value::Bool(b)) => Doc::Bool(b),
+        Some(serde_yaml::Value::Number(n)) => Doc::Number(match n.as_i64() {
+            Some(i) => Number::from(i),
+            None => Number::from_f64(n.as_f64()?)?,
+        }),
+        Some(_) => return None,
+    })
 }
 
 /// Whether `s` (the rest of a line at its column) is a block sequence entry.

@@ -8,10 +8,19 @@
 //!
 //! Plain scalars are resolved by the YAML 1.2 core schema: `on` and `yes` are
 //! strings here, and only `true`/`false` are booleans.
+//!
+//! When no positions are wanted, a text in the plain shape most stack files
+//! have is read first by the line-based reader of `fast` (`parse_input`,
+//! several times faster than the event parser); anything outside its subset,
+//! or anything wrong, goes through the event parser, which reports it. Tests
+//! compare both readers on every stack and fixture and on generated and
+//! damaged texts: when the fast reader answers, the answer is the same.
 
 use std::collections::HashMap;
 
 use serde_yaml::{Mapping, Number, Value};
+
+use super::doc::Doc;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -85,6 +94,9 @@ pub fn parse_value(text: &str) -> Result<Value, LoadError> {
     {
         return Ok(value);
     }
+    if let Some((value, _)) = parse_fast(text) {
+        return Ok(value);
+    }
     match parse_with(text, false) {
         Ok((value, _)) => Ok(value),
         // Parse again with positions, for the failing field's path.
@@ -102,6 +114,9 @@ pub fn spans(text: &str) -> Spans {
 /// (the caller then parses the whole text). Returns the value and the
 /// number of nodes, for the document-wide limit.
 pub(super) fn parse_piece(text: &str, depth: usize) -> Option<(Value, usize)> {
+    if let Some(parsed) = parse_fast(text) {
+        return Some(parsed);
+    }
     let (builder, parsed) = run(text, Builder { depth, ..Builder::default() });
     if builder.error.is_some() || parsed.is_err() || builder.anchored {
         return None;
@@ -414,12 +429,54 @@ fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Resul
     if style != TScalarStyle::Plain {
         return Ok(Value::String(text));
     }
-    Ok(match text.as_str() {
-        "" | "~" | "null" | "Null" | "NULL" => Value::Null,
-        "true" | "True" | "TRUE" => Value::Bool(true),
-        "false" | "False" | "FALSE" => Value::Bool(false),
-        _ => parse_number(&text).unwrap_or(Value::String(text)),
-    })
+    Ok(resolve_plain_core(&text).unwrap_or(Value::String(text)))
+}
+
+/// What an untagged plain scalar is by the YAML 1.2 core schema when it is
+/// not a string: null, a boolean or a number (`None`: a string).
+pub(super) fn resolve_plain_core(text: &str) -> Option<Value> {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => Some(Value::Null),
+        "true" | "True" | "TRUE" => Some(Value::Bool(true)),
+        "false" | "False" | "FALSE" => Some(Value::Bool(false)),
+        _ => parse_number(text),
+    }
+}
+
+/// The loader's value of a document read by the fast path, counting its
+/// nodes as the event loader does (every scalar, keys included).
+fn from_doc(doc: Doc<'_>, nodes: &mut usize) -> Value {
+    *nodes += usize::from(!matches!(doc, Doc::Array(_) | Doc::Object(_)));
+    match doc {
+        Doc::Null => Value::Null,
+        Doc::Bool(b) => Value::Bool(b),
+        Doc::Number(n) => Value::Number(match n.as_i64() {
+            Some(i) => Number::from(i),
+            None => Number::from(n.as_f64().unwrap_or(f64::NAN)),
+        }),
+        Doc::String(s) => Value::String(s.into_owned()),
+        Doc::Array(items) => Value::Sequence(items.into_iter().map(|d| from_doc(d, nodes)).collect()),
+        Doc::Object(entries) => {
+            *nodes += entries.len();
+            let mut map = Mapping::with_capacity(entries.len());
+            for (k, v) in entries {
+                let v = from_doc(v, nodes);
+                map.insert(Value::String(k.into_owned()), v);
+            }
+            Value::Mapping(map)
+        }
+    }
+}
+
+/// The fast path (`fast::parse_input`) for a stack file or a piece of one:
+/// the value and its node count, or `None` when the text is outside its
+/// subset or over the node limit (the event loader then parses it, and
+/// reports what is wrong).
+fn parse_fast(text: &str) -> Option<(Value, usize)> {
+    let doc = super::fast::parse_input(text)?;
+    let mut nodes = 0;
+    let value = from_doc(doc, &mut nodes);
+    (nodes <= MAX_NODES).then_some((value, nodes))
 }
 
 fn parse_number(s: &str) -> Option<Value> {
@@ -572,5 +629,281 @@ mod tests {
         assert!(parse("a: 1\n---\nb: 2\n").unwrap_err().message.contains("one YAML document"));
         assert_eq!(parse("").unwrap().0, Value::Null);
         assert!(parse("a:\n\tb: 1\n").is_err());
+    }
+
+    // ------------------------------------------------- the input fast path
+
+    /// The event loader's answer: the value and its node count, or `None`
+    /// when it refuses the text.
+    fn slow(text: &str) -> Option<(Value, usize)> {
+        let (b, parsed) = run(text, Builder::default());
+        (b.error.is_none() && parsed.is_ok()).then(|| (b.done.unwrap_or(Value::Null), b.nodes))
+    }
+
+    /// The fast path never disagrees: when it answers, the loader gives the
+    /// same value and node count.
+    fn agree(text: &str) -> Result<bool, String> {
+        match (parse_fast(text), slow(text)) {
+            (None, _) => Ok(false),
+            (Some(f), Some(s)) if f == s => Ok(true),
+            (Some(f), s) => Err(format!("fast {f:?}\nloader {s:?}\ntext:\n{text}")),
+        }
+    }
+
+    fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                files_under(&p, out);
+            } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                out.push(p);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_on_stacks_and_fixtures() {
+        let mut taken = Vec::new();
+        for (name, text) in crate::embedded::STACKS {
+            if agree(text).unwrap_or_else(|e| panic!("{name}: {e}")) {
+                taken.push(name.to_string());
+            }
+        }
+        let mut files = Vec::new();
+        files_under(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")), &mut files);
+        files_under(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/stacks")), &mut files);
+        assert!(files.len() > 10, "fixtures not found");
+        for f in &files {
+            // Some fixtures are not UTF-8 on purpose.
+            let Ok(text) = String::from_utf8(std::fs::read(f).unwrap()) else { continue };
+            if agree(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display())) {
+                taken.push(f.display().to_string());
+            }
+        }
+        // The shape of the generated benchmark stack (bench/gen_stack.py)
+        // must take the fast path, or it gains nothing.
+        let service = "  svc-1:\n    image: r/s:1.0.0  # pinned\n    replicas: 2\n    ports:\n      http: 8080\n    env:\n      HTTP_PORT: \"8080\"\n      DB: { secret: app, key: db-password }\n    mounts:\n      - { volume: data-1, path: /data }\n    probes:\n      readiness: { http: { path: /healthz, port: http }, periodSeconds: 10 }\n    resources:\n      limits: { cpu: \"1\", memory: 512Mi }\n    expose:\n      ports:\n        - { port: 80, target: http }\n    args: [--a, 'b c', \"d\", 1, true, ~, []]\n";
+        let text = format!(
+            "# bench\nname: big\ntargets: [kubernetes]\nservices:\n{service}secrets:\n  app: {{ keys: [db-password] }}\n"
+        );
+        assert_eq!(agree(&text), Ok(true), "{text}");
+        assert!(taken.len() >= 4, "the fast path took only {taken:?}");
+    }
+
+    #[test]
+    fn fast_path_edge_cases() {
+        // (text, whether the fast path must take it)
+        let cases: &[(&str, bool)] = &[
+            ("a: 1\n", true),
+            ("a: 0755\nb: +1\nc: -0\nd: 1.5\ne: 1e3\nf: .5\n", true),
+            ("a: True\nb: NULL\nc: ~\nd:\ne: 'x'\n", true),
+            ("True: x\n", false),
+            ("null: x\n", false),
+            ("'True': x\n", true),
+            ("1: x\n", false),
+            ("a: .inf\n", false),
+            ("a: .nan\n", false),
+            ("a: x # c\nb: 'y'  # c\nc: [1, 2] # c\nd: # c\n  e: 1\n", true),
+            ("a: x#c\n", true),
+            ("a: [a, b,]\n", false),
+            ("a: [a, , b]\n", false),
+            ("a: { b: }\n", false),
+            ("a: { b }\n", false),
+            ("a: { b: c, b: d }\n", false),
+            ("a: [a: b]\n", false),
+            ("a: { u: http://x:80/p, v: [a:b] }\n", true),
+            ("a: { u: x:, v: y }\n", false),
+            ("a: [\"x, y\", 'it''s', \"\\u00e9\"]\n", true),
+            ("a: [[], {}, [[1]], { b: { c: [d] } }]\n", true),
+            ("a: [1,2]\n", true),
+            ("a: {b: c}\n", true),
+            ("a: { b : c }\n", true),
+            ("a: [x]y\n", false),
+            ("a: [x\n  , y]\n", false),
+            ("- [a, b]\n- { c: d }\n- e # c\n", true),
+            ("a: é\n", false),
+            ("a: &x 1\nb: *x\n", false),
+            ("a: !!str 1\n", false),
+            ("a: >\n  folded\n", false),
+            ("a: |\n  lit\n\n  eral\nb: 1\n", true),
+            ("a: b\n---\nc: d\n", false),
+            ("{ a: b }\n", false),
+            ("", false),
+        ];
+        for (text, taken) in cases {
+            assert_eq!(agree(text), Ok(*taken), "{text:?}");
+        }
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Scalars that resolve differently or need quoting (the first
+        /// `SAFE`, drawn more often), then ones that break the subset or the
+        /// YAML.
+        const WORDS: &[&str] = &[
+            "a",
+            "b c",
+            "true",
+            "True",
+            "FALSE",
+            "null",
+            "~",
+            "",
+            "0",
+            "-0",
+            "+1",
+            "0755",
+            "007",
+            "12",
+            "-3",
+            "1.5",
+            "1e3",
+            ".5",
+            "5.",
+            "0x1F",
+            "0o7",
+            "1_000",
+            "a#b",
+            "-x",
+            "$(X)",
+            "it's",
+            "a\\b",
+            "http://h:80/p",
+            ".inf",
+            "-.INF",
+            ".nan",
+            "a:b",
+            "a: b",
+            "a #b",
+            "#x",
+            "- x",
+            "x,y",
+            "[x",
+            "{x",
+            "x]",
+            "x}",
+            "'q'",
+            "\"d\"",
+            "*a",
+            "&a",
+            "!t",
+            "|",
+            ">",
+            "@x",
+            "%x",
+            "`x",
+            "?x",
+            "? x",
+            "é",
+        ];
+        const SAFE: usize = 28;
+
+        fn word() -> impl Strategy<Value = usize> {
+            prop_oneof![4 => 0..SAFE, 1 => 0..WORDS.len()]
+        }
+
+        #[derive(Debug, Clone)]
+        enum Tree {
+            Word(usize, u8),
+            Seq(Vec<Tree>, bool),
+            Map(Vec<(usize, u8, Tree)>, bool),
+        }
+
+        fn tree() -> impl Strategy<Value = Tree> {
+            let leaf = (word(), 0u8..4).prop_map(|(w, s)| Tree::Word(w, s));
+            leaf.prop_recursive(4, 40, 5, |inner| {
+                prop_oneof![
+                    (prop::collection::vec(inner.clone(), 0..4), any::<bool>()).prop_map(|(v, f)| Tree::Seq(v, f)),
+                    (prop::collection::vec((word(), 0u8..4, inner), 0..4), any::<bool>())
+                        .prop_map(|(v, f)| Tree::Map(v, f)),
+                ]
+            })
+        }
+
+        /// A word as a plain, single- or double-quoted scalar (style 3:
+        /// plain with a comment after it).
+        fn scalar(w: usize, style: u8) -> String {
+            let w = WORDS[w];
+            match style {
+                1 => format!("'{}'", w.replace('\'', "''")),
+                2 => format!("\"{}\"", w.replace('\\', "\\\\").replace('"', "\\\"")),
+                _ => w.to_string(),
+            }
+        }
+
+        fn flow(t: &Tree) -> String {
+            match t {
+                Tree::Word(w, s) => scalar(*w, *s),
+                Tree::Seq(items, _) => format!("[{}]", items.iter().map(flow).collect::<Vec<_>>().join(", ")),
+                Tree::Map(entries, _) => format!(
+                    "{{ {} }}",
+                    entries
+                        .iter()
+                        .map(|(k, s, v)| format!("{}: {}", scalar(*k, *s), flow(v)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        }
+
+        /// Block style, except where a node asks for flow.
+        fn block(t: &Tree, col: usize, out: &mut String) {
+            let pad = " ".repeat(col);
+            match t {
+                Tree::Seq(items, false) if !items.is_empty() => {
+                    for item in items {
+                        match item {
+                            Tree::Word(w, 3) => out.push_str(&format!("{pad}- {} # c\n", scalar(*w, 0))),
+                            Tree::Word(..) | Tree::Seq(_, true) | Tree::Map(_, true) => {
+                                out.push_str(&format!("{pad}- {}\n", flow(item)))
+                            }
+                            _ => {
+                                out.push_str(&format!("{pad}-\n"));
+                                block(item, col + 2, out);
+                            }
+                        }
+                    }
+                }
+                Tree::Map(entries, false) if !entries.is_empty() => {
+                    for (k, s, v) in entries {
+                        let key = scalar(*k, *s % 3);
+                        match v {
+                            Tree::Word(w, 3) => out.push_str(&format!("{pad}{key}: {} # c\n", scalar(*w, 0))),
+                            Tree::Word(..) | Tree::Seq(_, true) | Tree::Map(_, true) => {
+                                out.push_str(&format!("{pad}{key}: {}\n", flow(v)))
+                            }
+                            Tree::Seq(items, false) if items.is_empty() => out.push_str(&format!("{pad}{key}: []\n")),
+                            Tree::Map(e, false) if e.is_empty() => out.push_str(&format!("{pad}{key}: {{}}\n")),
+                            _ => {
+                                out.push_str(&format!("{pad}{key}:\n"));
+                                block(v, col + 2, out);
+                            }
+                        }
+                    }
+                }
+                _ => out.push_str(&format!("{pad}{}\n", flow(t))),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn the_fast_path_never_disagrees(t in tree(), cut in any::<prop::sample::Index>(), edit in 0u8..12, ch in prop::sample::select(vec![' ', ':', '#', ',', '[', ']', '{', '}', '-', '\n', '"', '\'', 'x'])) {
+                let mut text = String::new();
+                block(&t, 0, &mut text);
+                prop_assert!(agree(&text).is_ok(), "{}", agree(&text).unwrap_err());
+                // One edit anywhere: insert or delete a character.
+                let mut edited: Vec<char> = text.chars().collect();
+                if !edited.is_empty() {
+                    let i = cut.index(edited.len());
+                    if edit < 6 { edited.insert(i, ch) } else { edited.remove(i); }
+                }
+                let edited: String = edited.into_iter().collect();
+                prop_assert!(agree(&edited).is_ok(), "{}", agree(&edited).unwrap_err());
+            }
+        }
     }
 }
