@@ -525,11 +525,23 @@ fn stage(
     // Where each file goes now, with its bytes; and its destination.
     let mut jobs: Vec<(PathBuf, &[u8])> = Vec::new();
     let mut dests: Vec<PathBuf> = Vec::new();
+    // The last directory that went into a staging directory, and the
+    // directory standing for it there: the files of one directory come one
+    // after the other (the plan is sorted), and need none of the lookups.
+    let mut last: Option<(&Path, PathBuf)> = None;
     for rel in changes.added.iter().chain(&changes.changed) {
         let relp = checked_rel(rel)?;
         let bytes = plan.files.get(rel).with_context(|| format!("internal error: `{rel}` is not in the plan"))?;
         let dest = root.join(relp);
         let dir = relp.parent().unwrap_or(Path::new(""));
+        if let Some((last_dir, staged_dir)) = &last
+            && *last_dir == dir
+            && let Some(name) = relp.file_name()
+        {
+            jobs.push((staged_dir.join(name), bytes.as_slice()));
+            dests.push(dest);
+            continue;
+        }
         let path = match checked.first_not_dir(dir)? {
             None => {
                 match fs::symlink_metadata(&dest) {
@@ -578,6 +590,7 @@ fn stage(
                         staged.dirs.push(sub.clone());
                     }
                 }
+                last = Some((dir, sub));
                 stage.join(inner)
             }
             Some((other, _)) => {
