@@ -243,7 +243,7 @@ fn build(docs: &mut [Document], sel: &Selection, sources: &Sources) -> Result<(P
     for ((doc, env), (mut found, stack)) in units.iter().zip(resolved) {
         diags.append(&mut found);
         if let Some(stack) = stack {
-            ready.push((format!("{}/{env}", doc.name), env.clone(), stack));
+            ready.push((format!("{}/{env}", doc.name), env.clone(), std::sync::Arc::new(stack)));
         }
     }
     drop(units);

@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
         if stackgen::diagnostic::has_errors(&diags) {
             continue;
         }
-        if let Ok(rendered) = render::render(engine(), validator(), &resolved, &env) {
+        if let Ok(rendered) = render::render(engine(), validator(), &std::sync::Arc::new(resolved), &env) {
             let _ = validator().check(&rendered.files);
         }
     }

@@ -311,7 +311,7 @@ fn namespace_labels(stack: &Stack) -> crate::stack::model::Map<String> {
 /// template reads `stack.name` thousands of times, and converting a stack of
 /// thousands of services up front for each would dominate rendering.
 #[derive(Debug)]
-struct LazyStack(Stack);
+struct LazyStack(std::sync::Arc<Stack>);
 
 const STACK_FIELDS: &[&str] = &[
     "name",
@@ -362,9 +362,9 @@ impl minijinja::value::Object for LazyStack {
 }
 
 /// Context every template receives.
-pub fn base_context(stack: &Stack, env: &str) -> Value {
+pub fn base_context(stack: &std::sync::Arc<Stack>, env: &str) -> Value {
     minijinja::context! {
-        stack => Value::from_object(LazyStack(stack.clone())),
+        stack => Value::from_object(LazyStack(std::sync::Arc::clone(stack))),
         env => env,
         namespace => &stack.namespace.name,
         labels => Serde(common_labels(stack)),
