@@ -521,6 +521,12 @@ impl<'a> Parser<'a> {
         }
         // A block scalar without content lines: leave it to serde_yaml.
         indent?;
+        // A text that ends inside a `|` or `|+` block without a line break:
+        // the stack loader's parser keeps a final line break there that
+        // libyaml (and the YAML spec) do not; leave it to the loader.
+        if self.mode == Mode::Input && !last_break && !matches!(chomp, Chomp::Strip) {
+            return None;
+        }
         // Every content line was pushed with its line break.
         out.pop();
         match chomp {
@@ -552,7 +558,10 @@ fn flow_plain(s: &str) -> Option<(&str, &str)> {
         _ => false,
     })?;
     let token = s.get(..end)?.trim_end_matches(' ');
+    // `[a -]`: the stack loader's parser refuses a `-` after a space right
+    // before `,`, `]` or `}` (and `[a - ]` is not worth telling apart).
     if token.is_empty()
+        || token.ends_with(" -")
         || !plain_start(token)
         || token.contains(['#', '\'', '"', '&', '*', '!', '|', '>', '%', '@', '`', '[', '{'])
     {
