@@ -364,15 +364,7 @@ impl<'a> Parser<'a> {
                 (value, "") => Some(Doc::String(value)),
                 _ => None,
             },
-            b'|' => {
-                let chomp = match s {
-                    "|" => Chomp::Clip,
-                    "|-" => Chomp::Strip,
-                    "|+" => Chomp::Keep,
-                    _ => return None,
-                };
-                self.literal(col, chomp).map(|text| Doc::String(Cow::Owned(text)))
-            }
+            b'|' => self.literal(col, literal_chomp(s)?).map(|text| Doc::String(Cow::Owned(text))),
             b'{' => (s == "{}").then(|| Doc::Object(Vec::new())),
             b'[' => (s == "[]").then(|| Doc::Array(Vec::new())),
             _ if plain_start(s) && plain_end(s).is_none() => resolve_plain(s),
@@ -386,15 +378,7 @@ impl<'a> Parser<'a> {
             b'"' => double_quoted(s).map(|(v, rest)| (Doc::String(v), rest))?,
             b'\'' => single_quoted(s).map(|(v, rest)| (Doc::String(v), rest))?,
             b'{' | b'[' => self.flow(s)?,
-            b'|' => {
-                let chomp = match s {
-                    "|" => Chomp::Clip,
-                    "|-" => Chomp::Strip,
-                    "|+" => Chomp::Keep,
-                    _ => return None,
-                };
-                return self.literal(col, chomp).map(|text| Doc::String(Cow::Owned(text)));
-            }
+            b'|' => return self.literal(col, literal_chomp(s)?).map(|text| Doc::String(Cow::Owned(text))),
             _ => {
                 let (text, rest) = match plain_end(s) {
                     None => (s, ""),
@@ -584,6 +568,17 @@ fn resolve_core(s: &str) -> Option<Doc<'_>> {
         }),
         Some(_) => return None,
     })
+}
+
+/// The chomping of a literal block scalar's header: `|`, `|-` or `|+`
+/// alone (indentation indicators and comments fall back).
+fn literal_chomp(s: &str) -> Option<Chomp> {
+    match s {
+        "|" => Some(Chomp::Clip),
+        "|-" => Some(Chomp::Strip),
+        "|+" => Some(Chomp::Keep),
+        _ => None,
+    }
 }
 
 /// Whether `s` (the rest of a line at its column) is a block sequence entry.
