@@ -382,8 +382,6 @@ pub fn merge(base: &mut Value, overlay: Value) {
     }
 }
 
-/// Deserialises `value`, collecting every error: after each one the
-/// offending key is removed and deserialisation is retried.
 /// Services from which a stack deserialises them on all cores.
 const PARALLEL_SERVICES: usize = 256;
 
@@ -422,6 +420,8 @@ fn parallel_services(value: &Value) -> Option<Stack> {
     Some(stack)
 }
 
+/// Deserialises `value`, collecting every error: after each one the
+/// offending key is removed and deserialisation is retried.
 fn deserialize_all<T: DeserializeOwned>(value: &Value, loc: &Locator<'_>) -> Result<T, Vec<Diagnostic>> {
     // The common case first, without tracking paths (only an error needs them).
     if let Ok(v) = T::deserialize(value) {

@@ -9,10 +9,9 @@
 //!
 //! Every error carries the JSON path of the offending value and the rule.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock};
-
-use std::borrow::Cow;
 
 use crate::yaml::doc::Doc;
 

@@ -7,6 +7,7 @@
 
 pub mod jsonschema;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
@@ -15,7 +16,6 @@ use anyhow::{Result, bail};
 use crate::render::File;
 use crate::yaml::doc::Doc;
 use jsonschema::Schema;
-use std::borrow::Cow;
 
 /// Kubernetes versions whose schemas are embedded.
 pub const KUBE_VERSIONS: &[&str] = &["1.30", "1.32"];
@@ -27,7 +27,7 @@ type Lazy = OnceLock<Result<Schema<'static>, String>>;
 
 /// The embedded schemas, each parsed on first use (a render needs only
 /// some of them) and then shared by every check. Parsed schema documents
-/// are never freed (see `leak`).
+/// are never freed (see `parse_schema`).
 pub struct Validator {
     kube: Schema<'static>,
     version: String,

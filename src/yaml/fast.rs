@@ -818,6 +818,7 @@ fn digits_but_not_number(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::files_under;
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -867,18 +868,6 @@ mod tests {
         let rest = text.strip_prefix("---\n")?;
         let end = rest.find("\n---\n")?;
         rest.get(end + 5..)
-    }
-
-    fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                files_under(&path, out);
-            } else {
-                out.push(path);
-            }
-        }
     }
 
     /// Every snapshot body (rendered files and CLI output alike), every

@@ -1,5 +1,8 @@
-//! YAML in and out: a position-aware loader for stack files and an emitter
-//! whose strings read back identically under YAML 1.1 and 1.2.
+//! YAML in and out: a position-aware loader for stack files (`load`, with a
+//! fast path through `fast` for their plain shape, and `split` for large
+//! ones), an emitter whose strings read back identically under YAML 1.1 and
+//! 1.2 (`emit`), and the fast reader of rendered documents (`fast`, into
+//! `doc::Doc`).
 
 pub mod doc;
 pub mod emit;
@@ -8,3 +11,18 @@ mod load;
 mod split;
 
 pub use load::{LoadError, MAX_ALIAS_NODES, MAX_DEPTH, MAX_NODES, Pos, Spans, parse, parse_value, spans};
+
+/// Every file under `dir`, depth first (tests that read the repository's
+/// snapshots and fixtures).
+#[cfg(test)]
+fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}

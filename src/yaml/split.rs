@@ -3,18 +3,17 @@
 //! A stack with thousands of services is one YAML mapping under
 //! `services:`; one thread parses it at about 12 MB/s with the event parser
 //! (several times faster when a piece is in the fast reader's subset, see
-//! `load`). When the text has
-//! the plain shape such a file has, it is cut at the lines that start a
-//! top-level key and at the lines that start a key directly under
-//! `services:`, the pieces are parsed in parallel and the mapping is put
-//! back together. Such a line can only be a key of that level: block
-//! scalars, flow collections and quoted scalars that span lines must be
-//! indented deeper, and one that is not leaves a piece that does not parse.
-//! Anything unusual (anchors or aliases, `---`, tabs, a piece that does not
-//! parse, a key twice, a sequence where keys are expected) gives `None`, and
-//! the caller parses the whole text on one thread, which also reports any
-//! error with its position. The result is the same value either way (tests
-//! compare both on the built-in and generated stacks).
+//! `load`). When the text has the plain shape such a file has, it is cut at
+//! the lines that start a top-level key and at the lines that start a key
+//! directly under `services:`, the pieces are parsed in parallel and the
+//! mapping is put back together. Such a line can only be a key of that
+//! level: block scalars, flow collections and quoted scalars that span lines
+//! must be indented deeper, and one that is not leaves a piece that does not
+//! parse. Anything unusual (anchors or aliases, `---`, tabs, a piece that
+//! does not parse, a key twice, a sequence where keys are expected) gives
+//! `None`, and the caller parses the whole text on one thread, which also
+//! reports any error with its position. The result is the same value either
+//! way (tests compare both on the built-in and generated stacks).
 
 use serde_yaml::{Mapping, Value};
 
