@@ -398,16 +398,11 @@ impl Sink for Disk {
             }
             Ok(())
         };
-        std::thread::scope(|scope| {
-            let helper = scope.spawn(work);
-            let mine = work();
-            let theirs = helper.join().unwrap_or_else(|_| Err((0, io::Error::other("write worker panicked"))));
-            match (mine, theirs) {
-                (Err(a), Err(b)) => Err(if a.0 <= b.0 { a } else { b }),
-                (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
-                (Ok(()), Ok(())) => Ok(()),
-            }
-        })
+        match crate::par::join(work, work) {
+            (Err(a), Err(b)) => Err(if a.0 <= b.0 { a } else { b }),
+            (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(())) => Ok(()),
+        }
     }
 
     fn flush(&mut self, files: &[PathBuf]) -> io::Result<()> {

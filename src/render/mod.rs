@@ -162,22 +162,10 @@ pub fn render(
         Ok(files)
     };
     // An environment whose objects render in parallel (`par::MANY` or more)
-    // renders its other files (VERIFY.md, Compose) on a thread of their
-    // own beside them: they would otherwise leave a core idle for a while.
-    let (files, rest) = if plan.len() >= crate::par::MANY {
-        std::thread::scope(|scope| {
-            let side = std::thread::Builder::new().spawn_scoped(scope, others);
-            let files = objects();
-            // No thread to be had: render them here instead.
-            let rest = match side {
-                Ok(h) => h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(_) => others(),
-            };
-            (files, rest)
-        })
-    } else {
-        (objects(), others())
-    };
+    // renders its other files (VERIFY.md, Compose) on another worker beside
+    // them: they would otherwise leave a core idle for a while.
+    let (files, rest) =
+        if plan.len() >= crate::par::MANY { crate::par::join(objects, others) } else { (objects(), others()) };
     let mut files = files?;
     files.extend(rest?);
     let mut views = plan;
