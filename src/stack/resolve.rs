@@ -16,7 +16,7 @@ use serde_yaml::{Mapping, Value};
 use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::stack::model::{Service, Stack};
 use crate::stack::source::SourceFile;
-use crate::yaml::{Pos, Spans, parse_value};
+use crate::yaml::{Pos, Spans, parse_value_spans};
 
 /// Name of the single environment of a stack that declares none.
 pub const DEFAULT_ENV: &str = "default";
@@ -58,7 +58,7 @@ impl Document {
             Ok(t) => t.clone(),
             Err(why) => return Err(vec![Diagnostic::error(&src.display, why.clone())]),
         };
-        let value = parse_value(&text).map_err(|e| {
+        let (value, recorded) = parse_value_spans(&text).map_err(|e| {
             let mut d = Diagnostic::error(&src.display, e.message).at(Some(e.pos)).with_source(&text);
             if let Some(p) = e.path {
                 d = d.field(p);
@@ -82,7 +82,11 @@ impl Document {
             }
         };
         let mut errors = Vec::new();
+        // Positions, when the parse recorded them; else found on first need.
         let spans = std::sync::OnceLock::new();
+        if let Some(recorded) = recorded {
+            let _ = spans.set(recorded);
+        }
         let err = |path: &str, msg: String| {
             let at = spans.get_or_init(|| crate::yaml::spans(&text)).locate(path);
             Diagnostic::error(&src.display, msg).at(at).field(path).with_source(&text)

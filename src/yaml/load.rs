@@ -89,18 +89,33 @@ pub fn parse(text: &str) -> Result<(Value, Spans), LoadError> {
 /// positions are only needed for a diagnostic, and `spans` finds them
 /// then). A failure is reported exactly as by `parse`.
 pub fn parse_value(text: &str) -> Result<Value, LoadError> {
+    parse_value_spans(text).map(|(value, _)| value)
+}
+
+/// Texts up to this size that need the event parser (anchors, folded
+/// scalars…) record their positions in that one pass: a warning about any
+/// of them would otherwise parse the whole text again (1-2 ms for a
+/// built-in stack, most of an environment's resolve time). Larger texts
+/// keep the memory of positions off the common path.
+pub const RECORD_MAX: usize = 256 << 10;
+
+/// `parse_value`, plus the positions when the parse recorded them
+/// (`RECORD_MAX`).
+pub fn parse_value_spans(text: &str) -> Result<(Value, Option<Spans>), LoadError> {
     if text.len() >= super::split::MIN_LEN
         && let Some(value) = super::split::parse_parallel(text)
     {
-        return Ok(value);
+        return Ok((value, None));
     }
     if let Some((value, _)) = parse_fast(text) {
-        return Ok(value);
+        return Ok((value, None));
     }
-    match parse_with(text, false) {
-        Ok((value, _)) => Ok(value),
+    let record = text.len() <= RECORD_MAX;
+    match parse_with(text, record) {
+        Ok(parsed) => Ok(parsed),
         // Parse again with positions, for the failing field's path.
-        Err(e) => Err(parse_with(text, true).err().unwrap_or(e)),
+        Err(e) if !record => Err(parse_with(text, true).err().unwrap_or(e)),
+        Err(e) => Err(e),
     }
 }
 
@@ -581,6 +596,26 @@ mod tests {
         assert_eq!(spans.exact("services.app.replicas"), Some(Pos { line: 3, col: 5 }));
         assert_eq!(spans.exact("services.app.args[0]"), Some(Pos { line: 5, col: 9 }));
         assert_eq!(spans.locate("services.app.nope.deeper"), Some(Pos { line: 2, col: 3 }));
+    }
+
+    #[test]
+    fn the_event_parse_of_a_small_text_keeps_its_positions() {
+        // Anchors take the event parser: its one pass records positions.
+        let anchored = "base: &b\n  image: x\nservices:\n  app:\n    <<: *b\n    replicas: 2\n";
+        let (value, spans) = parse_value_spans(anchored).unwrap();
+        let (full, all) = parse(anchored).unwrap();
+        assert_eq!(value, full);
+        let spans = spans.expect("event parse of a small text records positions");
+        assert_eq!(spans.map, all.map);
+        assert_eq!(spans.exact("services.app.replicas"), Some(Pos { line: 6, col: 5 }));
+        // The fast reader records none: `spans` finds them when needed.
+        let plain = "services:\n  app:\n    replicas: 2\n";
+        assert!(parse_value_spans(plain).unwrap().1.is_none());
+        // A large text takes no positions off the common path.
+        let large = format!("a: &a 1\nb: *a\n{}", "# padding\n".repeat(RECORD_MAX / 10 + 1));
+        let (value, spans) = parse_value_spans(&large).unwrap();
+        assert!(spans.is_none());
+        assert_eq!(value, parse(&large).unwrap().0);
     }
 
     #[test]

@@ -10,7 +10,9 @@ pub mod fast;
 mod load;
 mod split;
 
-pub use load::{LoadError, MAX_ALIAS_NODES, MAX_DEPTH, MAX_NODES, Pos, Spans, parse, parse_value, spans};
+pub use load::{
+    LoadError, MAX_ALIAS_NODES, MAX_DEPTH, MAX_NODES, Pos, Spans, parse, parse_value, parse_value_spans, spans,
+};
 
 /// Every file under `dir`, depth first (tests that read the repository's
 /// snapshots and fixtures).
