@@ -62,7 +62,10 @@ def refs(node, acc):
 
 
 def minify(src):
-    """Copies a CRD or Compose schema without descriptions, compactly."""
+    """Copies a CRD or Compose schema without descriptions, compactly. A CRD
+    loses its root `status` too, as the Kubernetes kinds do: the controller
+    writes it, a manifest has none (Argo CD's Application status was two
+    thirds of its schema, parsed in every run that renders one)."""
     src = Path(src)
     rel = src.relative_to(src.parents[1]) if src.parent.name != "schemas" else Path(src.name)
     dest = Path(__file__).parent / ("crds" if src.parent.name != "schemas" else "") / rel
@@ -76,7 +79,10 @@ def minify(src):
             return [drop(x) for x in n]
         return n
 
-    dest.write_text(json.dumps(drop(node), sort_keys=True, separators=(",", ":")) + "\n")
+    node = drop(node)
+    if src.parent.name != "schemas":
+        node.get("properties", {}).pop("status", None)
+    dest.write_text(json.dumps(node, sort_keys=True, separators=(",", ":")) + "\n")
     print(dest, dest.stat().st_size)
 
 

@@ -328,4 +328,23 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_manifest_carries_no_status() {
+        // The controller writes `status`; the embedded schemas drop it
+        // (schemas/extract.py), for Kubernetes kinds and CRDs alike.
+        let v = Validator::new(DEFAULT_KUBE_VERSION).unwrap();
+        for (head, spec) in [
+            ("apiVersion: apps/v1\nkind: Deployment", "spec: {selector: {}, template: {}}"),
+            ("apiVersion: argoproj.io/v1alpha1\nkind: Application", "spec: {destination: {}, project: p}"),
+        ] {
+            let text = format!("{head}\nmetadata: {{name: x}}\n{spec}\n");
+            let ok = crate::yaml::fast::parse(&text).unwrap();
+            assert_eq!(v.check_object("x.yaml", &ok), Vec::<String>::new(), "{head}");
+            let with_status = format!("{text}status: {{}}\n");
+            let bad = crate::yaml::fast::parse(&with_status).unwrap();
+            let problems = v.check_object("x.yaml", &bad);
+            assert!(problems.len() == 1 && problems[0].contains("status"), "{head}: {problems:?}");
+        }
+    }
 }
