@@ -68,6 +68,9 @@ enum Simple<'a> {
     Class(u128),
     /// `^.+$`: one or more characters, none a line feed.
     Line,
+    /// `.+` (unanchored, Compose's key pattern of labels and environment
+    /// maps): some character that is not a line feed.
+    NotBlank,
 }
 
 impl<'a> Pattern<'a> {
@@ -79,6 +82,9 @@ impl<'a> Pattern<'a> {
 impl<'a> Simple<'a> {
     fn of(p: &'a str) -> Option<Self> {
         let word = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if p == ".+" {
+            return Some(Simple::NotBlank);
+        }
         let body = p.strip_prefix('^')?;
         if body == ".+$" {
             return Some(Simple::Line);
@@ -131,6 +137,7 @@ impl<'a> Simple<'a> {
             Simple::Exact(w) => text == *w,
             Simple::Class(bits) => !text.is_empty() && text.bytes().all(|c| c < 128 && bits & (1 << c) != 0),
             Simple::Line => !text.is_empty() && !text.contains('\n'),
+            Simple::NotBlank => text.bytes().any(|b| b != b'\n'),
         }
     }
 }
@@ -617,6 +624,7 @@ mod tests {
         assert!(simple >= 5, "only {simple} simple patterns among {patterns:?}");
         assert_eq!(Simple::of("^x-"), Some(Simple::Prefix("x-")));
         assert_eq!(Simple::of("^.+$"), Some(Simple::Line));
+        assert_eq!(Simple::of(".+"), Some(Simple::NotBlank));
         assert!(matches!(Simple::of("^[a-zA-Z0-9._-]+$"), Some(Simple::Class(_))));
         // Anything else goes to the regex engine.
         for p in ["^[^a]+$", "^[a-z]*$", "^x-.*", "^[a-\\d]+$", "x-", "^[z-a]+$", "^[a-z-0]+$", "^(a|b)$", "^[a-Z]+$"] {
