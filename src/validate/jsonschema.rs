@@ -121,7 +121,8 @@ impl<'a> Simple<'a> {
                 i += 3;
                 continue;
             }
-            let literal = c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || (c == b'-' && (i == 0 || i + 1 == b.len()));
+            let literal =
+                c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || (c == b'-' && (i == 0 || i + 1 == b.len()));
             if !literal {
                 return None;
             }
