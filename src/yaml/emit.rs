@@ -137,55 +137,67 @@ impl Node {
 /// block collection as a newline followed by its indented lines. So a
 /// template writes `labels:{{ x | to_yaml(4) }}` and gets valid YAML either way.
 pub fn value_after_key(node: &Node, indent: usize) -> String {
+    let mut out = String::new();
+    value_after_key_into(node, indent, &mut out);
+    out
+}
+
+/// `value_after_key`, appended to `out`. Every level of a nested value
+/// writes into the one buffer (each used to return its own string, copied
+/// into its parent's: a value `d` levels deep was copied `d` times).
+fn value_after_key_into(node: &Node, indent: usize, out: &mut String) {
     match node.inline() {
-        Some(s) => format!(" {s}"),
-        None => {
-            let mut out = String::new();
-            block(node, indent, &mut out);
-            out
+        Some(s) => {
+            out.push(' ');
+            out.push_str(&s);
         }
+        None => block(node, indent, out),
     }
+}
+
+/// A line break and `indent` spaces.
+fn new_line(indent: usize, out: &mut String) {
+    out.push('\n');
+    out.extend(std::iter::repeat_n(' ', indent));
 }
 
 /// Writes a non-empty collection in block style, each line starting with a
 /// newline and `indent` spaces.
 fn block(node: &Node, indent: usize, out: &mut String) {
-    let pad = " ".repeat(indent);
     match node {
         Node::Map(entries) => {
             for (k, v) in entries {
-                out.push('\n');
-                out.push_str(&pad);
-                let key = quote_str(k);
+                new_line(indent, out);
+                let key: std::borrow::Cow<'_, str> =
+                    if is_plain_safe(k) { std::borrow::Cow::Borrowed(k) } else { double_quoted(k).into() };
                 if key.chars().count() > MAX_IMPLICIT_KEY {
                     // An implicit key is limited to 1024 characters.
                     out.push_str("? ");
                     out.push_str(&key);
-                    out.push('\n');
-                    out.push_str(&pad);
+                    new_line(indent, out);
                 } else {
                     out.push_str(&key);
                 }
                 out.push(':');
-                out.push_str(&value_after_key(v, indent + 2));
+                value_after_key_into(v, indent + 2, out);
             }
         }
         Node::Seq(items) => {
             for item in items {
-                out.push('\n');
-                out.push_str(&pad);
+                new_line(indent, out);
                 out.push('-');
+                out.push(' ');
                 match item.inline() {
-                    Some(s) => {
-                        out.push(' ');
-                        out.push_str(&s);
-                    }
+                    Some(s) => out.push_str(&s),
                     None => {
-                        // First line of the nested block goes on the dash line.
-                        let mut inner = String::new();
-                        block(item, indent + 2, &mut inner);
-                        out.push(' ');
-                        out.push_str(inner.trim_start_matches('\n').trim_start());
+                        // First line of the nested block goes on the dash
+                        // line: the line break and indentation (or, before
+                        // a literal block's `|`, the space) it starts with
+                        // are dropped.
+                        let mark = out.len();
+                        block(item, indent + 2, out);
+                        let lead = out[mark..].len() - out[mark..].trim_start().len();
+                        out.drain(mark..mark + lead);
                     }
                 }
             }
@@ -193,9 +205,10 @@ fn block(node: &Node, indent: usize, out: &mut String) {
         Node::Str(s) => {
             out.push_str(if s.ends_with('\n') { " |" } else { " |-" });
             for line in s.strip_suffix('\n').unwrap_or(s).split('\n') {
-                out.push('\n');
-                if !line.is_empty() {
-                    out.push_str(&pad);
+                if line.is_empty() {
+                    out.push('\n');
+                } else {
+                    new_line(indent, out);
                     out.push_str(line);
                 }
             }
@@ -256,5 +269,24 @@ mod tests {
             ("empty".into(), Node::Map(vec![])),
         ]);
         assert_eq!(document(&n), "a: \"on\"\nlist:\n  - name: x\n    port: 80\n  - \"y\"\nempty: {}\n");
+    }
+
+    #[test]
+    fn nested_blocks_start_on_their_dash_line() {
+        let long = "k".repeat(MAX_IMPLICIT_KEY + 1);
+        let n = Node::Seq(vec![
+            Node::Seq(vec![Node::Int(1), Node::Map(vec![("a".into(), Node::Str("x\n\ny\n".into()))])]),
+            Node::Str("l1\nl2".into()),
+            Node::Map(vec![(long.clone(), Node::Seq(vec![Node::Bool(true)]))]),
+        ]);
+        let text = document(&n);
+        assert_eq!(
+            text,
+            format!("- - 1\n  - a: |\n      x\n\n      y\n- |-\n  l1\n  l2\n- ? {long}\n  :\n    - true\n")
+        );
+        let back: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(back[0][1]["a"], serde_yaml::Value::from("x\n\ny\n"));
+        assert_eq!(back[1], serde_yaml::Value::from("l1\nl2"));
+        assert_eq!(back[2][long.as_str()][0], serde_yaml::Value::from(true));
     }
 }
