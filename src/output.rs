@@ -280,6 +280,16 @@ pub enum TreeError {
     File(usize, io::Error),
 }
 
+impl TreeError {
+    /// Directories before files, then by index.
+    fn rank(&self) -> (u8, usize) {
+        match self {
+            TreeError::Dir(i, _) => (0, *i),
+            TreeError::File(i, _) => (1, *i),
+        }
+    }
+}
+
 /// The file system operations of `apply`, so that tests can make any of
 /// them fail. Every method but `write_file` defaults to the real thing.
 pub trait Sink {
@@ -471,8 +481,15 @@ impl Sink for Disk {
             guard.1 = true;
             Ok(())
         };
+        // A panic becomes an error, so that `apply` removes what was staged.
+        let work = || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                .unwrap_or_else(|_| Err(TreeError::File(0, io::Error::other("a writer thread panicked"))))
+        };
         match crate::par::join(work, work) {
-            (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+            // Both failed: the directory, else the file, listed first.
+            (Err(a), Err(b)) => Err(if a.rank() <= b.rank() { a } else { b }),
+            (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
             (Ok(()), Ok(())) => Ok(()),
         }
     }

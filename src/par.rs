@@ -38,27 +38,32 @@ pub fn map_min<T: Sync, R: Send>(items: &[T], min: usize, f: impl Fn(&T) -> R + 
     all.into_iter().map(|(_, r)| r).collect()
 }
 
-/// Runs `a` here and `b` on a new thread beside it (here, after `a`, when
-/// there is one core or no thread to be had), and returns both results.
+/// Runs `a` and `b` at once, the calling thread starting with `a` and a
+/// new thread with `b`; a thread that finishes takes the other if it has
+/// not started (so with one core, or no thread to be had, both run here).
+/// Returns both results.
 pub fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
     let a = Mutex::new(Some(a));
     let b = Mutex::new(Some(b));
     let (ra, rb) = (Mutex::new(None), Mutex::new(None));
-    // Each thread takes whichever is left, the caller `a` first; a thread
-    // that finds both taken returns at once.
-    let take = |first_a: bool| {
-        for want_a in [first_a, !first_a] {
+    let caller = std::thread::current().id();
+    on_threads(threads().min(2), || {
+        let here = std::thread::current().id() == caller;
+        for want_a in [here, !here] {
+            // Taken under the lock, run without it.
             if want_a {
-                if let Some(f) = lock(&a).take() {
+                let f = lock(&a).take();
+                if let Some(f) = f {
                     *lock(&ra) = Some(f());
                 }
-            } else if let Some(f) = lock(&b).take() {
-                *lock(&rb) = Some(f());
+            } else {
+                let f = lock(&b).take();
+                if let Some(f) = f {
+                    *lock(&rb) = Some(f());
+                }
             }
         }
-    };
-    let first = AtomicUsize::new(0);
-    on_threads(threads().min(2), || take(first.fetch_add(1, Ordering::Relaxed) == 0));
+    });
     let (ra, rb) = (ra.into_inner(), rb.into_inner());
     // Both ran: `on_threads` returns only after every thread has finished,
     // and it re-raises a panic of any of them.
@@ -108,9 +113,12 @@ pub fn on_threads<R: Send>(n: usize, work: impl Fn() -> R + Sync) -> Vec<R> {
         // `std::thread::scope` would do the same, but its handles give no
         // pthread id to place the thread with.
         let Ok(handle) = (unsafe { std::thread::Builder::new().spawn_unchecked(job) }) else { break };
-        place::pin(&handle, i);
-        let _ = placed.send(());
+        // Held (and so joined) before anything else can happen.
         helpers.0.push(handle);
+        if let Some(handle) = helpers.0.last() {
+            place::pin(handle, i);
+        }
+        let _ = placed.send(());
     }
     let mut all = vec![work()];
     let mut panicked = None;
@@ -222,6 +230,10 @@ mod tests {
     fn join_returns_both_results_and_on_threads_runs_every_thread() {
         let (a, b) = join(|| 1, || "two");
         assert_eq!((a, b), (1, "two"));
+        // `a` starts on the calling thread.
+        let caller = std::thread::current().id();
+        let (on, _) = join(|| std::thread::current().id(), || std::thread::sleep(std::time::Duration::from_millis(5)));
+        assert_eq!(on, caller);
         let ran = AtomicUsize::new(0);
         let got = on_threads(3, || ran.fetch_add(1, Ordering::SeqCst));
         assert_eq!(ran.load(Ordering::SeqCst), got.len());
