@@ -290,6 +290,22 @@ impl TreeError {
     }
 }
 
+/// `Sink::write_tree` on the calling thread: the directories, then the
+/// files, stopping at the first failure.
+fn write_tree_in_order<S: Sink + ?Sized>(
+    sink: &mut S,
+    dirs: &[PathBuf],
+    files: &[(PathBuf, &[u8])],
+) -> Result<(), TreeError> {
+    for (i, d) in dirs.iter().enumerate() {
+        sink.create_dir(d).map_err(|e| TreeError::Dir(i, e))?;
+    }
+    for (i, (path, bytes)) in files.iter().enumerate() {
+        sink.write_file(path, bytes).map_err(|e| TreeError::File(i, e))?;
+    }
+    Ok(())
+}
+
 /// The file system operations of `apply`, so that tests can make any of
 /// them fail. Every method but `write_file` defaults to the real thing.
 pub trait Sink {
@@ -304,13 +320,7 @@ pub trait Sink {
     /// implementation may work in any order that creates a directory
     /// before what goes in it, or at once.
     fn write_tree(&mut self, dirs: &[PathBuf], files: &[(PathBuf, &[u8])]) -> Result<(), TreeError> {
-        for (i, d) in dirs.iter().enumerate() {
-            self.create_dir(d).map_err(|e| TreeError::Dir(i, e))?;
-        }
-        for (i, (path, bytes)) in files.iter().enumerate() {
-            self.write_file(path, bytes).map_err(|e| TreeError::File(i, e))?;
-        }
-        Ok(())
+        write_tree_in_order(self, dirs, files)
     }
 
     /// Creates a directory (in a staging directory, or the staging
@@ -406,13 +416,7 @@ impl Sink for Disk {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         const CHUNK: usize = 64;
         if dirs.len() + files.len() < 64 || crate::par::threads() < 2 {
-            for (i, d) in dirs.iter().enumerate() {
-                fs::create_dir(d).map_err(|e| TreeError::Dir(i, e))?;
-            }
-            for (i, (path, bytes)) in files.iter().enumerate() {
-                self.write_file(path, bytes).map_err(|e| TreeError::File(i, e))?;
-            }
-            return Ok(());
+            return write_tree_in_order(self, dirs, files);
         }
         // Which of `dirs` each directory and each run of files goes in.
         let index: HashMap<&Path, usize> = dirs.iter().enumerate().map(|(i, d)| (d.as_path(), i)).collect();
@@ -431,18 +435,17 @@ impl Sink for Disk {
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
         /// Stops the other thread if this one leaves early (an error or a
-        /// panic), so that it never waits for a directory that will not come.
-        struct StopOnDrop<'a>(&'a AtomicBool, bool);
+        /// panic), so that it never waits for a directory that will not
+        /// come; forgotten when the thread runs out of work.
+        struct StopOnDrop<'a>(&'a AtomicBool);
         impl Drop for StopOnDrop<'_> {
             fn drop(&mut self) {
-                if !self.1 {
-                    self.0.store(true, Ordering::Release);
-                }
+                self.0.store(true, Ordering::Release);
             }
         }
         let disk = *self;
         let work = || -> Result<(), TreeError> {
-            let mut guard = StopOnDrop(&stop, false);
+            let guard = StopOnDrop(&stop);
             let mut disk = disk;
             // Waits until directory `d` exists; false once the other thread stopped.
             let ready = |d: Option<usize>| {
@@ -478,7 +481,7 @@ impl Sink for Disk {
                     break;
                 }
             }
-            guard.1 = true;
+            std::mem::forget(guard);
             Ok(())
         };
         // A panic becomes an error, so that `apply` removes what was staged.

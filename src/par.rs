@@ -33,7 +33,7 @@ pub fn map_min<T: Sync, R: Send>(items: &[T], min: usize, f: impl Fn(&T) -> R + 
             done.push((i, f(item)));
         }
     };
-    let mut all: Vec<(usize, R)> = on_threads(threads, work).into_iter().flatten().collect();
+    let mut all: Vec<(usize, R)> = on_threads(threads, |_| work()).into_iter().flatten().collect();
     all.sort_unstable_by_key(|(i, _)| *i);
     all.into_iter().map(|(_, r)| r).collect()
 }
@@ -43,31 +43,28 @@ pub fn map_min<T: Sync, R: Send>(items: &[T], min: usize, f: impl Fn(&T) -> R + 
 /// not started (so with one core, or no thread to be had, both run here).
 /// Returns both results.
 pub fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
-    let a = Mutex::new(Some(a));
-    let b = Mutex::new(Some(b));
+    /// Runs `f` unless another thread took it first; taken under the lock,
+    /// run without it.
+    fn run_once<R>(f: &Mutex<Option<impl FnOnce() -> R>>, out: &Mutex<Option<R>>) {
+        let f = lock(f).take();
+        if let Some(f) = f {
+            *lock(out) = Some(f());
+        }
+    }
+    let (a, b) = (Mutex::new(Some(a)), Mutex::new(Some(b)));
     let (ra, rb) = (Mutex::new(None), Mutex::new(None));
-    let caller = std::thread::current().id();
-    on_threads(threads().min(2), || {
-        let here = std::thread::current().id() == caller;
-        for want_a in [here, !here] {
-            // Taken under the lock, run without it.
-            if want_a {
-                let f = lock(&a).take();
-                if let Some(f) = f {
-                    *lock(&ra) = Some(f());
-                }
-            } else {
-                let f = lock(&b).take();
-                if let Some(f) = f {
-                    *lock(&rb) = Some(f());
-                }
-            }
+    on_threads(threads().min(2), |i| {
+        if i == 0 {
+            run_once(&a, &ra);
+            run_once(&b, &rb);
+        } else {
+            run_once(&b, &rb);
+            run_once(&a, &ra);
         }
     });
-    let (ra, rb) = (ra.into_inner(), rb.into_inner());
     // Both ran: `on_threads` returns only after every thread has finished,
     // and it re-raises a panic of any of them.
-    match (ra.unwrap_or_else(PoisonError::into_inner), rb.unwrap_or_else(PoisonError::into_inner)) {
+    match (lock(&ra).take(), lock(&rb).take()) {
         (Some(ra), Some(rb)) => (ra, rb),
         _ => unreachable!("join: both halves run before on_threads returns"),
     }
@@ -77,16 +74,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Runs `work` on the calling thread and on `n - 1` new threads (fewer if
-/// the system has none to give), and returns what each returned, the
-/// caller's first. Every thread is joined before this returns, also when
+/// Runs `work(i)` on the calling thread (`i` = 0) and on `n - 1` new
+/// threads (`i` = 1, 2…; fewer if the system has none to give), and
+/// returns what each returned, the caller's first. Every thread is joined before this returns, also when
 /// one panics (the panic is then raised here).
 ///
 /// A new thread starts on its parent's CPU. On the 2-core reference machine
 /// the scheduler took 1-3 ms to move it to the idle CPU, longer than most
 /// parallel steps of a render, so each new thread is placed on a CPU of
 /// its own first (`place`).
-pub fn on_threads<R: Send>(n: usize, work: impl Fn() -> R + Sync) -> Vec<R> {
+pub fn on_threads<R: Send>(n: usize, work: impl Fn(usize) -> R + Sync) -> Vec<R> {
     /// Joins the helpers still held when dropped: on the way out of a
     /// panic of `work` on the calling thread, the helpers still borrow it.
     struct Helpers<R>(Vec<std::thread::JoinHandle<R>>);
@@ -105,7 +102,7 @@ pub fn on_threads<R: Send>(n: usize, work: impl Fn() -> R + Sync) -> Vec<R> {
             // Placed (or given up on) before it starts: see `place`.
             let _ = wait.recv();
             place::release();
-            work()
+            work(i)
         };
         // SAFETY: the thread borrows `work` (and what it borrows), which
         // outlive this call; every handle is joined before it returns, on
@@ -120,7 +117,7 @@ pub fn on_threads<R: Send>(n: usize, work: impl Fn() -> R + Sync) -> Vec<R> {
         }
         let _ = placed.send(());
     }
-    let mut all = vec![work()];
+    let mut all = vec![work(0)];
     let mut panicked = None;
     for h in std::mem::take(&mut helpers.0) {
         match h.join() {
@@ -235,7 +232,7 @@ mod tests {
         let (on, _) = join(|| std::thread::current().id(), || std::thread::sleep(std::time::Duration::from_millis(5)));
         assert_eq!(on, caller);
         let ran = AtomicUsize::new(0);
-        let got = on_threads(3, || ran.fetch_add(1, Ordering::SeqCst));
+        let got = on_threads(3, |_| ran.fetch_add(1, Ordering::SeqCst));
         assert_eq!(ran.load(Ordering::SeqCst), got.len());
         let mut sorted = got.clone();
         sorted.sort_unstable();
@@ -247,7 +244,7 @@ mod tests {
         let started = AtomicUsize::new(0);
         let finished = AtomicUsize::new(0);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            on_threads(2, || {
+            on_threads(2, |_| {
                 let me = started.fetch_add(1, Ordering::SeqCst);
                 if me == 0 {
                     panic!("first thread fails");
@@ -273,7 +270,7 @@ mod tests {
             (0..libc::CPU_SETSIZE as usize).map(|c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
         }
         let here = mask();
-        for seen in on_threads(2, mask) {
+        for seen in on_threads(2, |_| mask()) {
             assert_eq!(seen, here);
         }
     }

@@ -162,7 +162,7 @@ pub fn render(
         Ok(files)
     };
     // An environment whose objects render in parallel (`par::MANY` or more)
-    // renders its other files (VERIFY.md, Compose) on another worker beside
+    // renders its other files (VERIFY.md, Compose) on another thread beside
     // them: they would otherwise leave a core idle for a while.
     let (files, rest) =
         if plan.len() >= crate::par::MANY { crate::par::join(objects, others) } else { (objects(), others()) };

@@ -23,37 +23,39 @@ pub struct Violation {
     pub rule: String,
 }
 
-/// The regular expressions of a schema document (`pattern` values and
-/// `patternProperties` keys), each compiled on first use and then shared
-/// by every check, on every thread. A pattern the engine cannot compile is
-/// remembered as `None`.
-#[derive(Debug, Default)]
-pub struct Patterns(RwLock<HashMap<String, Option<regex_lite::Regex>>>);
-
-impl Patterns {
-    /// Whether `text` matches `pattern`; a pattern the engine cannot
-    /// compile matches everything (the checker errs towards accepting).
-    fn matches(&self, pattern: &str, text: &str) -> bool {
-        // A poisoned lock only means another check panicked; the cache is
-        // still consistent (entries are inserted whole).
-        if let Some(re) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(pattern) {
-            return re.as_ref().is_none_or(|r| r.is_match(text));
-        }
-        let re = regex_lite::Regex::new(pattern).ok();
-        let ok = re.as_ref().is_none_or(|r| r.is_match(text));
-        self.0.write().unwrap_or_else(|e| e.into_inner()).insert(pattern.to_string(), re);
-        ok
-    }
-}
-
-/// A `pattern` or `patternProperties` key, with a direct matcher when it
-/// has one of the simple shapes most schema patterns have (Compose keys
-/// every object's extensions by `^x-` and services by `^[a-zA-Z0-9._-]+$`):
-/// those are matched without the regex engine and its shared cache, which
-/// took about 3% of the CPU time of rendering the built-in stacks.
+/// A `pattern` value or `patternProperties` key of a compiled node.
 struct Pattern<'a> {
     text: &'a str,
-    simple: Option<Simple<'a>>,
+    matcher: Matcher<'a>,
+}
+
+/// How a pattern is matched: most schema patterns have a simple shape
+/// (Compose keys every object's extensions by `^x-` and services by
+/// `^[a-zA-Z0-9._-]+$`) and are matched directly; matching them with
+/// regex-lite behind a shared, locked cache took about 3% of the CPU time
+/// of rendering the built-in stacks. Any other pattern is compiled the
+/// first time its node matches; one the engine cannot compile is
+/// remembered as `None` and matches everything (the checker errs towards
+/// accepting).
+enum Matcher<'a> {
+    Simple(Simple<'a>),
+    Regex(OnceLock<Option<regex_lite::Regex>>),
+}
+
+impl<'a> Pattern<'a> {
+    fn new(text: &'a str) -> Self {
+        let matcher = Simple::of(text).map_or_else(|| Matcher::Regex(OnceLock::new()), Matcher::Simple);
+        Pattern { text, matcher }
+    }
+
+    fn matches(&self, text: &str) -> bool {
+        match &self.matcher {
+            Matcher::Simple(simple) => simple.matches(text),
+            Matcher::Regex(re) => {
+                re.get_or_init(|| regex_lite::Regex::new(self.text).ok()).as_ref().is_none_or(|r| r.is_match(text))
+            }
+        }
+    }
 }
 
 /// The shapes `Pattern` matches directly, each exactly as the regex does.
@@ -71,12 +73,6 @@ enum Simple<'a> {
     /// `.+` (unanchored, Compose's key pattern of labels and environment
     /// maps): some character that is not a line feed.
     NotBlank,
-}
-
-impl<'a> Pattern<'a> {
-    fn new(text: &'a str) -> Self {
-        Pattern { text, simple: Simple::of(text) }
-    }
 }
 
 impl<'a> Simple<'a> {
@@ -150,7 +146,6 @@ impl<'a> Simple<'a> {
 /// render that never reaches most of a large schema never compiles it.
 pub struct Schema<'a> {
     doc: &'a Doc<'a>,
-    patterns: Patterns,
     /// Compiled nodes by the address of the schema value they came from
     /// (after `$ref`s), so a definition used in many places compiles once.
     /// Compiled nodes live as long as the process (see `compile`).
@@ -327,7 +322,7 @@ impl<'a> Schema<'a> {
     /// regexes compile on first use. Both are shared by every check, on
     /// every thread.
     pub fn new(doc: &'a Doc<'a>) -> Self {
-        Schema { doc, patterns: Patterns::default(), compiled: RwLock::new(HashMap::new()) }
+        Schema { doc, compiled: RwLock::new(HashMap::new()) }
     }
 
     /// The schema document.
@@ -379,13 +374,6 @@ impl<'a> Schema<'a> {
         self.compiled.write().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert(node)
     }
 
-    fn matches(&self, p: &Pattern<'_>, text: &str) -> bool {
-        match &p.simple {
-            Some(simple) => simple.matches(text),
-            None => self.patterns.matches(p.text, text),
-        }
-    }
-
     fn child(&self, c: &Child<'a>) -> &'a Node<'a> {
         c.node.get_or_init(|| self.compile(c.schema))
     }
@@ -433,7 +421,7 @@ impl<'a> Schema<'a> {
             out.fail(at, || format!("expected {}, found {}", c.to_json(), v.to_json()));
         }
         if let (Some(p), Some(text)) = (&n.pattern, v.as_str())
-            && !self.matches(p, text)
+            && !p.matches(text)
         {
             out.fail(at, || format!("`{text}` does not match the pattern `{}`", p.text));
         }
@@ -498,7 +486,7 @@ impl<'a> Schema<'a> {
                     }
                     let mut matched = false;
                     for (pat, sub) in &n.pattern_properties {
-                        if self.matches(pat, k) {
+                        if pat.matches(k) {
                             matched = true;
                             self.walk(self.child(sub), child, &child_at, out, depth + 1);
                         }
