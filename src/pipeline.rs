@@ -312,10 +312,16 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     // 10,000 services, 40 ms for their rendered views): one helper thread
     // does it while rendering goes on. Without that thread, whatever is
     // sent is freed here instead.
+    // A small render has little to free and does not start the thread.
     let (free, garbage) = std::sync::mpsc::channel::<Box<dyn Send>>();
-    let freeing = std::thread::Builder::new().spawn(move || garbage.into_iter().for_each(drop));
+    let weight: usize = ready.iter().map(|(_, _, stack)| render_weight(stack)).sum();
+    let freeing = if weight >= FREE_ON_A_THREAD {
+        std::thread::Builder::new().spawn(move || garbage.into_iter().for_each(drop)).is_ok()
+    } else {
+        false
+    };
     let free = |g: Box<dyn Send>| {
-        if freeing.is_ok() {
+        if freeing {
             // Send fails only once the receiver is gone, and then `g` is
             // dropped right here.
             let _ = free.send(g);
@@ -359,6 +365,9 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     plan.seal();
     Ok((plan, diags))
 }
+
+/// The render weight from which freeing goes to a thread of its own.
+const FREE_ON_A_THREAD: usize = 1_000;
 
 /// A rough measure of the rendering work of an environment: what becomes
 /// objects, counted once per target.
