@@ -82,6 +82,13 @@ fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<()
             let s = value.as_str().unwrap_or_default();
             if is_plain_safe(s) { out.write_str(s) } else { out.write_str(&double_quoted(s)) }.map_err(Error::from)
         }
+        // Booleans and integers, as `scalar` writes them, without a node.
+        AutoEscape::Custom(kind) if kind == "yaml" && value.kind() == ValueKind::Bool => {
+            out.write_str(if value.is_true() { "true" } else { "false" }).map_err(Error::from)
+        }
+        AutoEscape::Custom(kind) if kind == "yaml" && value.kind() == ValueKind::Number && value.as_i64().is_some() => {
+            write!(out, "{}", value.as_i64().unwrap_or_default()).map_err(Error::from)
+        }
         AutoEscape::Custom(kind) if kind == "yaml" => out.write_str(&scalar(value)?).map_err(Error::from),
         // dotenv comments and values: one line, nothing a dotenv reader
         // would interpolate or end early.
@@ -145,13 +152,23 @@ pub fn to_node(value: &Value) -> Result<Node, Error> {
         }
         ValueKind::Map => {
             let mut entries = Vec::new();
-            for k in value.try_iter()? {
-                let v = value.get_item(&k)?;
-                if v.is_undefined() {
-                    continue;
+            let mut add = |k: Value, v: Value| -> Result<(), Error> {
+                if !v.is_undefined() {
+                    let key = k.as_str().map(str::to_string).unwrap_or_else(|| k.to_string());
+                    entries.push((key, to_node(&v)?));
                 }
-                let key = k.as_str().map(str::to_string).unwrap_or_else(|| k.to_string());
-                entries.push((key, to_node(&v)?));
+                Ok(())
+            };
+            // Keys with their values where the map gives both (a lookup per
+            // key hashed it again).
+            match value.as_object().and_then(|o| o.try_iter_pairs()) {
+                Some(pairs) => pairs.into_iter().try_for_each(|(k, v)| add(k, v))?,
+                None => {
+                    for k in value.try_iter()? {
+                        let v = value.get_item(&k)?;
+                        add(k, v)?;
+                    }
+                }
             }
             Node::Map(entries)
         }

@@ -17,7 +17,18 @@ const MAX_IMPLICIT_KEY: usize = 1000;
 
 /// Returns `s` as a YAML scalar that every parser reads back as the string `s`.
 pub fn quote_str(s: &str) -> String {
-    if is_plain_safe(s) { s.to_string() } else { double_quoted(s) }
+    let mut out = String::new();
+    push_quoted(s, &mut out);
+    out
+}
+
+/// `quote_str`, appended to `out`.
+pub fn push_quoted(s: &str, out: &mut String) {
+    if is_plain_safe(s) {
+        out.push_str(s);
+    } else {
+        push_double_quoted(s, out);
+    }
 }
 
 /// A plain scalar is safe when it starts with a letter or `/`, holds only
@@ -63,6 +74,13 @@ fn is_raw_ok(c: char) -> bool {
 /// written raw (UTF-8), never as surrogate pairs.
 pub fn double_quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    push_double_quoted(s, &mut out);
+    out
+}
+
+/// `double_quoted`, appended to `out`.
+pub fn push_double_quoted(s: &str, out: &mut String) {
+    out.reserve(s.len() + 2);
     out.push('"');
     for c in s.chars() {
         match c {
@@ -82,7 +100,6 @@ pub fn double_quoted(s: &str) -> String {
         }
     }
     out.push('"');
-    out
 }
 
 /// Whether a multi-line string can be written as a `|` literal block and
@@ -111,24 +128,32 @@ pub enum Node {
 }
 
 impl Node {
-    /// The node as an inline scalar, or `None` for a non-empty collection.
-    fn inline(&self) -> Option<String> {
-        Some(match self {
-            Node::Null => "null".to_string(),
-            Node::Bool(b) => b.to_string(),
-            Node::Int(i) => i.to_string(),
-            Node::Float(f) if f.is_finite() => {
-                let s = format!("{f:?}");
-                if s.contains(['.', 'e']) { s } else { format!("{s}.0") }
+    /// Appends the node as an inline scalar and returns true; returns false
+    /// and writes nothing for what takes a block (a non-empty collection,
+    /// a string written as a literal block).
+    fn push_inline(&self, out: &mut String) -> bool {
+        match self {
+            Node::Null => out.push_str("null"),
+            Node::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Node::Int(i) => {
+                let _ = write!(out, "{i}");
             }
-            Node::Float(f) if f.is_nan() => ".nan".to_string(),
-            Node::Float(f) => if *f > 0.0 { ".inf" } else { "-.inf" }.to_string(),
-            Node::Str(s) if literal_ok(s) => return None,
-            Node::Str(s) => quote_str(s),
-            Node::Seq(v) if v.is_empty() => "[]".to_string(),
-            Node::Map(m) if m.is_empty() => "{}".to_string(),
-            Node::Seq(_) | Node::Map(_) => return None,
-        })
+            Node::Float(f) if f.is_finite() => {
+                let at = out.len();
+                let _ = write!(out, "{f:?}");
+                if !out[at..].contains(['.', 'e']) {
+                    out.push_str(".0");
+                }
+            }
+            Node::Float(f) if f.is_nan() => out.push_str(".nan"),
+            Node::Float(f) => out.push_str(if *f > 0.0 { ".inf" } else { "-.inf" }),
+            Node::Str(s) if literal_ok(s) => return false,
+            Node::Str(s) => push_quoted(s, out),
+            Node::Seq(v) if v.is_empty() => out.push_str("[]"),
+            Node::Map(m) if m.is_empty() => out.push_str("{}"),
+            Node::Seq(_) | Node::Map(_) => return false,
+        }
+        true
     }
 }
 
@@ -146,19 +171,23 @@ pub fn value_after_key(node: &Node, indent: usize) -> String {
 /// writes into the one buffer (each used to return its own string, copied
 /// into its parent's: a value `d` levels deep was copied `d` times).
 fn value_after_key_into(node: &Node, indent: usize, out: &mut String) {
-    match node.inline() {
-        Some(s) => {
-            out.push(' ');
-            out.push_str(&s);
-        }
-        None => block(node, indent, out),
+    out.push(' ');
+    if !node.push_inline(out) {
+        out.pop();
+        block(node, indent, out);
     }
 }
 
 /// A line break and `indent` spaces.
 fn new_line(indent: usize, out: &mut String) {
+    const SPACES: &str = "                                                                ";
     out.push('\n');
-    out.extend(std::iter::repeat_n(' ', indent));
+    let mut left = indent;
+    while left > 0 {
+        let n = left.min(SPACES.len());
+        out.push_str(&SPACES[..n]);
+        left -= n;
+    }
 }
 
 /// Writes a non-empty collection in block style, each line starting with a
@@ -168,15 +197,13 @@ fn block(node: &Node, indent: usize, out: &mut String) {
         Node::Map(entries) => {
             for (k, v) in entries {
                 new_line(indent, out);
-                let key: std::borrow::Cow<'_, str> =
-                    if is_plain_safe(k) { std::borrow::Cow::Borrowed(k) } else { double_quoted(k).into() };
-                if key.chars().count() > MAX_IMPLICIT_KEY {
-                    // An implicit key is limited to 1024 characters.
-                    out.push_str("? ");
-                    out.push_str(&key);
+                let at = out.len();
+                push_quoted(k, out);
+                // An implicit key is limited to 1024 characters (bytes
+                // first: no more bytes, no more characters).
+                if out.len() - at > MAX_IMPLICIT_KEY && out[at..].chars().count() > MAX_IMPLICIT_KEY {
+                    out.insert_str(at, "? ");
                     new_line(indent, out);
-                } else {
-                    out.push_str(&key);
                 }
                 out.push(':');
                 value_after_key_into(v, indent + 2, out);
@@ -187,18 +214,15 @@ fn block(node: &Node, indent: usize, out: &mut String) {
                 new_line(indent, out);
                 out.push('-');
                 out.push(' ');
-                match item.inline() {
-                    Some(s) => out.push_str(&s),
-                    None => {
-                        // First line of the nested block goes on the dash
-                        // line: the line break and indentation (or, before
-                        // a literal block's `|`, the space) it starts with
-                        // are dropped.
-                        let mark = out.len();
-                        block(item, indent + 2, out);
-                        let lead = out[mark..].len() - out[mark..].trim_start().len();
-                        out.drain(mark..mark + lead);
-                    }
+                if !item.push_inline(out) {
+                    // First line of the nested block goes on the dash
+                    // line: the line break and indentation (or, before
+                    // a literal block's `|`, the space) it starts with
+                    // are dropped.
+                    let mark = out.len();
+                    block(item, indent + 2, out);
+                    let lead = out[mark..].len() - out[mark..].trim_start().len();
+                    out.drain(mark..mark + lead);
                 }
             }
         }
@@ -219,16 +243,13 @@ fn block(node: &Node, indent: usize, out: &mut String) {
 
 /// A whole document body (top-level map or list) with no leading newline.
 pub fn document(node: &Node) -> String {
-    match node.inline() {
-        Some(s) => format!("{s}\n"),
-        None => {
-            let mut out = String::new();
-            block(node, 0, &mut out);
-            out.remove(0);
-            out.push('\n');
-            out
-        }
+    let mut out = String::new();
+    if !node.push_inline(&mut out) {
+        block(node, 0, &mut out);
+        out.remove(0);
     }
+    out.push('\n');
+    out
 }
 
 #[cfg(test)]
