@@ -6,6 +6,7 @@
 //! sources and licences of the embedded schemas.
 
 pub mod jsonschema;
+mod sdoc;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -31,20 +32,21 @@ type Lazy = OnceLock<Result<Schema<'static>, String>>;
 pub struct Validator {
     kube: Schema<'static>,
     version: String,
-    crds: BTreeMap<&'static str, (&'static str, Lazy)>,
+    crds: BTreeMap<&'static str, (&'static [u8], Lazy)>,
     compose: Lazy,
 }
 
-fn embedded(path: &str) -> Option<&'static str> {
-    crate::embedded::SCHEMAS.iter().find(|(p, _)| *p == path).map(|(_, t)| *t)
+/// An embedded schema, encoded by `build.rs` (see `sdoc`).
+fn embedded(path: &str) -> Option<&'static [u8]> {
+    crate::embedded::SCHEMA_DOCS.iter().find(|(p, _)| *p == path).map(|(_, t)| *t)
 }
 
 /// Parses an embedded schema document (its strings borrowed from the
 /// binary) and keeps it for the rest of the process: the compiled checker
 /// borrows from it, and freeing parsed schemas took about 6% of the CPU
 /// time of rendering the built-in stacks.
-fn parse_schema(what: &str, text: &'static str) -> Result<&'static mut Doc<'static>, String> {
-    let doc: Doc<'static> = serde_json::from_str(text).map_err(|e| format!("embedded schema {what}: {e}"))?;
+fn parse_schema(what: &str, encoded: &'static [u8]) -> Result<&'static mut Doc<'static>, String> {
+    let doc = sdoc::decode(encoded).map_err(|e| format!("embedded schema {what}: {e}"))?;
     Ok(Box::leak(Box::new(doc)))
 }
 
@@ -65,8 +67,8 @@ fn entry<'d>(
 }
 
 /// Parses a CRD schema and closes it the way the API server treats it.
-fn parse_crd(path: &str, text: &'static str) -> Result<Schema<'static>, String> {
-    let doc = parse_schema(path, text)?;
+fn parse_crd(path: &str, encoded: &'static [u8]) -> Result<Schema<'static>, String> {
+    let doc = parse_schema(path, encoded)?;
     let typed = |t: &'static str| Doc::Object(vec![(Cow::Borrowed("type"), Doc::String(Cow::Borrowed(t)))]);
     // CRD schemas leave the root open; an unknown top-level field is
     // still an error for the API server.
@@ -92,7 +94,7 @@ impl Validator {
             bail!("no schema for Kubernetes {version}; available: {}", KUBE_VERSIONS.join(", "));
         };
         let kube = parse_schema(&file, text).map_err(|e| anyhow::anyhow!(e))?;
-        let crds = crate::embedded::SCHEMAS
+        let crds = crate::embedded::SCHEMA_DOCS
             .iter()
             .filter(|(p, _)| p.starts_with("crds/"))
             .map(|(path, text)| (*path, (*text, OnceLock::new())))
