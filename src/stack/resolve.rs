@@ -31,6 +31,8 @@ pub struct Document {
     /// Positions of every field path, computed from `text` when a
     /// diagnostic first needs one (most runs never do).
     spans: std::sync::OnceLock<Spans>,
+    /// Where each line of `text` starts, for the source lines of diagnostics.
+    lines: std::sync::OnceLock<crate::diagnostic::Lines>,
     /// Environment name -> (components it enables, overlay).
     pub environments: IndexMap<String, EnvDef>,
     components: IndexMap<String, Value>,
@@ -183,6 +185,7 @@ impl Document {
             text,
             base: Value::Mapping(map),
             spans,
+            lines: std::sync::OnceLock::new(),
             environments,
             components,
         })
@@ -201,6 +204,10 @@ impl Document {
 
     fn spans(&self) -> &Spans {
         self.spans.get_or_init(|| crate::yaml::spans(&self.text))
+    }
+
+    fn lines(&self) -> &crate::diagnostic::Lines {
+        self.lines.get_or_init(|| crate::diagnostic::Lines::new(&self.text))
     }
 
     /// Environment names in definition order (`default` when none are declared).
@@ -301,13 +308,19 @@ impl Locator<'_> {
     /// An error at `path`.
     pub fn error(&self, path: &str, message: impl Into<String>) -> Diagnostic {
         let (pos, written) = self.find(path);
-        Diagnostic::error(&self.doc.file, message).at(pos).field(written).with_source(&self.doc.text)
+        Diagnostic::error(&self.doc.file, message)
+            .at(pos)
+            .field(written)
+            .with_source_lines(&self.doc.text, self.doc.lines())
     }
 
     /// A warning at `path`.
     pub fn warning(&self, path: &str, message: impl Into<String>) -> Diagnostic {
         let (pos, written) = self.find(path);
-        Diagnostic::warning(&self.doc.file, message).at(pos).field(written).with_source(&self.doc.text)
+        Diagnostic::warning(&self.doc.file, message)
+            .at(pos)
+            .field(written)
+            .with_source_lines(&self.doc.text, self.doc.lines())
     }
 }
 
