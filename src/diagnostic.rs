@@ -184,7 +184,19 @@ impl fmt::Display for Diagnostic {
         if let (Some(p), Some(line)) = (self.pos, &self.source_line) {
             let num = p.line.to_string();
             let gutter = " ".repeat(num.len());
-            let shown = line.replace('\t', " ");
+            // Tabs as spaces; other control characters (which YAML refuses
+            // raw) as their visible symbol, one column each, so the terminal
+            // shows them and the caret stays aligned.
+            let shown: String = line
+                .chars()
+                .map(|c| match c {
+                    '\t' => ' ',
+                    '\0'..='\u{1f}' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
+                    '\u{7f}' => '\u{2421}',
+                    c if c.is_control() => '\u{fffd}',
+                    c => c,
+                })
+                .collect();
             let start = shown.char_indices().nth(p.col.saturating_sub(1)).map_or(shown.len(), |(i, _)| i);
             let token = shown[start..].split(|c: char| c.is_whitespace() || c == ':' || c == ',').next().unwrap_or("");
             let width = token.chars().count().max(1);

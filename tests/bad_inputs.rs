@@ -28,6 +28,9 @@ const KNOWN_BUGS: &[&str] = &[];
 /// What the message must say, beyond the generic checks.
 const EXPECT: &[(&str, &[&str])] = &[
     ("alias-bomb", &["alias"]),
+    // A NUL used to end the file silently for the YAML reader (the
+    // broken line after it went unnoticed).
+    ("control-character", &["U+0000", "control-character.yaml:6:22"]),
     ("config-file-name-dotdot", &["`../../../../evil.conf`"]),
     ("config-name-slash", &["`site/../../escape`"]),
     ("deep-nesting", &["deep-nesting.yaml:"]),

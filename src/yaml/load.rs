@@ -132,6 +132,9 @@ pub(super) fn parse_piece(text: &str, depth: usize) -> Option<(Value, usize)> {
     if let Some(parsed) = parse_fast(text) {
         return Some(parsed);
     }
+    if non_printable(text).is_some() {
+        return None;
+    }
     let (builder, parsed) = run(text, Builder { depth, ..Builder::default() });
     if builder.error.is_some() || parsed.is_err() || builder.anchored {
         return None;
@@ -145,7 +148,47 @@ fn run(text: &str, mut builder: Builder) -> (Builder, Result<(), yaml_rust2::Sca
     (builder, parsed)
 }
 
+/// The first character YAML does not allow raw in a stream (outside its
+/// printable set: C0 controls but tab, line feed and carriage return; DEL;
+/// C1 controls but NEL; U+FFFE and U+FFFF), with its position. yaml-rust2
+/// takes a NUL for the end of the input and silently dropped the rest of
+/// the file; libyaml (and so kubectl) refuses all of them.
+fn non_printable(text: &str) -> Option<(Pos, char)> {
+    let bad_ascii = |b: u8| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7F;
+    // One pass over the bytes that the compiler can vectorise; characters
+    // only when something may be wrong.
+    let suspect = text.as_bytes().iter().fold(false, |acc, &b| acc | bad_ascii(b) | (b >= 0x80));
+    if !suspect {
+        return None;
+    }
+    let (mut line, mut col) = (1, 1);
+    for c in text.chars() {
+        let bad = match c {
+            c if c.is_ascii() => bad_ascii(c as u8),
+            '\u{85}' => false,
+            '\u{80}'..='\u{9F}' | '\u{FFFE}' | '\u{FFFF}' => true,
+            _ => false,
+        };
+        if bad {
+            return Some((Pos { line, col }, c));
+        }
+        if c == '\n' {
+            (line, col) = (line + 1, 1);
+        } else {
+            col += 1;
+        }
+    }
+    None
+}
+
 fn parse_with(text: &str, record: bool) -> Result<(Value, Option<Spans>), LoadError> {
+    if let Some((pos, c)) = non_printable(text) {
+        let message = format!(
+            "character U+{:04X} is not allowed in YAML; write it as an escape in a double-quoted string",
+            c as u32
+        );
+        return Err(LoadError { pos, message, path: None });
+    }
     let (builder, parsed) = run(text, Builder { record, ..Builder::default() });
     // The builder's own limits (depth, aliases, duplicates) are hit first
     // and say more than the parser's later complaint.
@@ -529,6 +572,26 @@ fn parse_number(s: &str) -> Option<Value> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn control_characters_are_refused_where_they_are() {
+        for (text, line, col, code) in [
+            ("a: 1\nb: x\0\nc: [\n", 2, 5, 0),
+            ("a: \u{1}\n", 1, 4, 1),
+            ("a: é\u{7f}\n", 1, 5, 0x7f),
+            ("a:\n  - \u{9b}\n", 2, 5, 0x9b),
+            ("a: \u{ffff}\n", 1, 4, 0xffff),
+        ] {
+            let e = super::parse(text).expect_err(text);
+            assert_eq!((e.pos.line, e.pos.col), (line, col), "{text:?}: {}", e.message);
+            assert!(e.message.contains(&format!("U+{code:04X}")), "{text:?}: {}", e.message);
+            assert!(super::parse_value(text).is_err(), "{text:?}");
+        }
+        // Tab, carriage return and NEL are allowed.
+        for text in ["a: \"x\ty\"\r\n", "a: x\u{85}y\n"] {
+            assert!(super::parse(text).is_ok(), "{text:?}");
+        }
+    }
+
     use super::*;
 
     #[test]
