@@ -33,6 +33,9 @@ pub struct Document {
     spans: std::sync::OnceLock<Spans>,
     /// Where each line of `text` starts, for the source lines of diagnostics.
     lines: std::sync::OnceLock<crate::diagnostic::Lines>,
+    /// Positions of block keys by a scan of the lines (`yaml::keys`), asked
+    /// before `spans` is computed; `None` for a text it cannot index.
+    keys: std::sync::OnceLock<Option<crate::yaml::keys::KeyIndex>>,
     /// Environment name -> (components it enables, overlay).
     pub environments: IndexMap<String, EnvDef>,
     components: IndexMap<String, Value>,
@@ -186,6 +189,7 @@ impl Document {
             base: Value::Mapping(map),
             spans,
             lines: std::sync::OnceLock::new(),
+            keys: std::sync::OnceLock::new(),
             environments,
             components,
         })
@@ -204,6 +208,23 @@ impl Document {
 
     fn spans(&self) -> &Spans {
         self.spans.get_or_init(|| crate::yaml::spans(&self.text))
+    }
+
+    /// Where exactly `path` is written: from the positions recorded while
+    /// parsing if there are any, else from the key index where it is sure,
+    /// else from a parse that records them.
+    fn exact(&self, path: &str) -> Option<Pos> {
+        use crate::yaml::keys::Found;
+        if self.spans.get().is_none()
+            && let Some(ix) = self.keys.get_or_init(|| crate::yaml::keys::index(&self.text))
+        {
+            match ix.exact(path) {
+                Found::At(pos) => return Some(pos),
+                Found::Absent => return None,
+                Found::Unsure => {}
+            }
+        }
+        self.spans().exact(path)
     }
 
     fn lines(&self) -> &crate::diagnostic::Lines {
@@ -291,11 +312,11 @@ impl Locator<'_> {
         loop {
             for layer in &self.layers {
                 let full = format!("{layer}{p}");
-                if let Some(pos) = self.doc.spans().exact(&full) {
+                if let Some(pos) = self.doc.exact(&full) {
                     return (Some(pos), format!("{layer}{path}"));
                 }
             }
-            if let Some(pos) = self.doc.spans().exact(p) {
+            if let Some(pos) = self.doc.exact(p) {
                 return (Some(pos), path.to_string());
             }
             match p.rfind(['.', '[']) {

@@ -69,6 +69,11 @@ impl Spans {
     pub fn exact(&self, path: &str) -> Option<Pos> {
         self.map.get(path).copied()
     }
+
+    #[cfg(test)]
+    pub(super) fn map_for_tests(&self) -> &HashMap<String, Pos> {
+        &self.map
+    }
 }
 
 /// A problem found while reading YAML text.

@@ -7,6 +7,7 @@
 pub mod doc;
 pub mod emit;
 pub mod fast;
+pub mod keys;
 mod load;
 mod split;
 
