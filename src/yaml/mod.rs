@@ -15,6 +15,15 @@ pub use load::{
     LoadError, MAX_ALIAS_NODES, MAX_DEPTH, MAX_NODES, Pos, Spans, parse, parse_value, parse_value_spans, spans,
 };
 
+/// The parallel reader of large stack files alone (`None` where it declines
+/// and the whole text would be parsed on one thread), for the `load_split`
+/// fuzz target, which checks it against [`parse`] on texts far shorter than
+/// the size from which loading uses it.
+#[doc(hidden)]
+pub fn parse_split(text: &str) -> Option<serde_yaml::Value> {
+    split::parse_parallel(text)
+}
+
 /// Every file under `dir`, depth first (tests that read the repository's
 /// snapshots and fixtures).
 #[cfg(test)]
