@@ -43,6 +43,12 @@ pub struct KeyIndex {
 }
 
 impl KeyIndex {
+    /// Every indexed path and its position (tests and fuzzing).
+    #[doc(hidden)]
+    pub fn paths(&self) -> impl Iterator<Item = (&str, Pos)> {
+        self.keys.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
     /// Where `path` (keys joined by `.`) is written.
     pub fn exact(&self, path: &str) -> Found {
         if path.is_empty() || path.contains('[') {
@@ -161,13 +167,18 @@ pub fn index(text: &str) -> Option<KeyIndex> {
     Some(ix)
 }
 
-/// `key: value` or `key:` with a plain key of the usual characters; the
-/// key and what follows the colon.
+/// `key: value` or `key:` with a plain key of the usual characters that
+/// reads as itself; the key and what follows the colon. A key the loader
+/// reads as a boolean, null or number (`FALSE:` is the key `false`, `1e3:`
+/// is `1000.0`) is refused: such keys start with a digit, a sign or a dot,
+/// or are one of the words below.
 fn plain_key(s: &str) -> Option<(&str, &str)> {
+    const NOT_STRINGS: &[&str] = &["true", "True", "TRUE", "false", "False", "FALSE", "null", "Null", "NULL"];
     let colon = s.find(':')?;
     let (key, after) = (&s[..colon], &s[colon + 1..]);
-    let ok = key.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+    let ok = key.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
+        && !NOT_STRINGS.contains(&key)
         && (after.is_empty() || after.starts_with(' '));
     ok.then_some((key, after))
 }
@@ -219,10 +230,10 @@ mod tests {
         let Some(ix) = index(text) else { return 0 };
         let spans = super::super::spans(text);
         let mut checked = 0;
-        for (path, pos) in spans.map_for_tests() {
+        for (path, pos) in spans.paths() {
             match ix.exact(path) {
                 Found::At(p) => {
-                    assert_eq!(p, *pos, "{name}: {path}");
+                    assert_eq!(p, pos, "{name}: {path}");
                     checked += 1;
                 }
                 Found::Unsure => {}
@@ -270,9 +281,17 @@ mod tests {
         assert_eq!(ix.exact("a.flow.z"), Found::Unsure);
         assert_eq!(ix.exact("a.list[0]"), Found::Unsure);
         assert_eq!(ix.exact("a.nope"), Found::Absent);
-        for bad in
-            ["a: [1,\n  2]\n", "a: \"x\n  y\"\n", "a: x\n  y\n", "\"a\": 1\n", "a: &x 1\nb: *x\n", "a: 1\n---\nb: 2\n"]
-        {
+        for bad in [
+            "FALSE: 1\n",
+            "a:\n  1: x\n",
+            "null: 1\n",
+            "a: [1,\n  2]\n",
+            "a: \"x\n  y\"\n",
+            "a: x\n  y\n",
+            "\"a\": 1\n",
+            "a: &x 1\nb: *x\n",
+            "a: 1\n---\nb: 2\n",
+        ] {
             assert!(index(bad).is_none(), "{bad:?}");
         }
     }

@@ -70,9 +70,10 @@ impl Spans {
         self.map.get(path).copied()
     }
 
-    #[cfg(test)]
-    pub(super) fn map_for_tests(&self) -> &HashMap<String, Pos> {
-        &self.map
+    /// Every recorded path and its position (tests and fuzzing).
+    #[doc(hidden)]
+    pub fn paths(&self) -> impl Iterator<Item = (&str, Pos)> {
+        self.map.iter().map(|(k, v)| (k.as_str(), *v))
     }
 }
 
