@@ -170,8 +170,8 @@ enum Job<'a> {
 }
 
 enum Done {
-    Parsed(Result<Document, Vec<Diagnostic>>),
-    Engine(Result<Engine>),
+    Parsed(Box<Result<Document, Vec<Diagnostic>>>),
+    Engine(Box<Result<Engine>>),
 }
 
 /// Loads the selected stack files (all when none are named).
@@ -247,14 +247,16 @@ fn load_with(
     let mut docs = Vec::new();
     let mut built = None;
     let done = crate::par::map_min(&jobs, 2, |job| match job {
-        Job::Parse(f) => Done::Parsed(Document::parse(f)),
-        Job::Engine => Done::Engine(Engine::new(sources)),
+        Job::Parse(f) => Done::Parsed(Box::new(Document::parse(f))),
+        Job::Engine => Done::Engine(Box::new(Engine::new(sources))),
     });
     for d in done {
         match d {
-            Done::Parsed(Ok(d)) => docs.push(d),
-            Done::Parsed(Err(mut e)) => diags.append(&mut e),
-            Done::Engine(e) => built = Some(e),
+            Done::Parsed(parsed) => match *parsed {
+                Ok(d) => docs.push(d),
+                Err(mut e) => diags.append(&mut e),
+            },
+            Done::Engine(e) => built = Some(*e),
         }
     }
     if has_errors(&diags) {

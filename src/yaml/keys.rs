@@ -147,16 +147,10 @@ pub fn index(text: &str) -> Option<KeyIndex> {
                 }
                 ix.opaque.insert(path, ());
             }
-            b'"' => {
-                if value.len() < 2 || !value.ends_with('"') || value.ends_with("\\\"") {
-                    return None;
-                }
-            }
-            b'\'' => {
-                if value.len() < 2 || !value.ends_with('\'') {
-                    return None;
-                }
-            }
+            // Quoted scalars must close on their line (a `\"` at the end
+            // may be an escaped quote: not read).
+            b'"' if value.len() < 2 || !value.ends_with('"') || value.ends_with("\\\"") => return None,
+            b'\'' if value.len() < 2 || !value.ends_with('\'') => return None,
             // Anchors, aliases, tags and reserved indicators; a `-` entry
             // after a key.
             b'&' | b'*' | b'!' | b'@' | b'`' | b'%' | b'?' => return None,
