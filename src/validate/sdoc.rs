@@ -29,6 +29,10 @@ use crate::yaml::doc::Doc;
 /// Deepest nesting read (the embedded schemas are far shallower).
 const MAX_DEPTH: usize = 128;
 
+/// Most items reserved ahead for one array or object (the largest in the
+/// embedded schemas has a few hundred; a longer one grows as it is read).
+const RESERVE: usize = 4096;
+
 /// Decodes one encoded schema.
 pub fn decode(bytes: &'static [u8]) -> Result<Doc<'static>, String> {
     let mut r = Reader { bytes, at: 0, table: "" };
@@ -87,8 +91,9 @@ impl Reader {
             7 => {
                 let n = self.count()?;
                 // Every item takes at least one byte: a count beyond what
-                // is left is damage, not a reason to reserve memory.
-                let mut items = Vec::with_capacity(n.min(self.bytes.len() - self.at));
+                // is left is damage, not a reason to reserve memory (and at
+                // most `RESERVE` ahead per level, however deep damage nests).
+                let mut items = Vec::with_capacity(n.min(self.bytes.len() - self.at).min(RESERVE));
                 for _ in 0..n {
                     items.push(self.value(depth + 1)?);
                 }
@@ -96,7 +101,7 @@ impl Reader {
             }
             8 => {
                 let n = self.count()?;
-                let mut entries = Vec::with_capacity(n.min(self.bytes.len() - self.at));
+                let mut entries = Vec::with_capacity(n.min(self.bytes.len() - self.at).min(RESERVE));
                 for _ in 0..n {
                     let key = self.text()?;
                     entries.push((Cow::Borrowed(key), self.value(depth + 1)?));

@@ -37,16 +37,21 @@ pub enum Found {
 #[derive(Debug, Default, Clone)]
 pub struct KeyIndex {
     keys: HashMap<String, Pos>,
+    /// Indexed paths the index cannot vouch for: a key with a `.` in it, and
+    /// everything under one. The parser joins keys with `.` and keeps the
+    /// last write of a path, so `a.b: 1` and a later `a: {b: 2}` (which the
+    /// index does not read) are one path to it.
+    dotted: HashMap<String, ()>,
     /// Paths whose value the index did not look into (a sequence, a flow
     /// collection or a block scalar).
     opaque: HashMap<String, ()>,
 }
 
 impl KeyIndex {
-    /// Every indexed path and its position (tests and fuzzing).
+    /// Every path the index vouches for, and its position (tests and fuzzing).
     #[doc(hidden)]
     pub fn paths(&self) -> impl Iterator<Item = (&str, Pos)> {
-        self.keys.iter().map(|(k, v)| (k.as_str(), *v))
+        self.keys.iter().filter(|(k, _)| !self.dotted.contains_key(*k)).map(|(k, v)| (k.as_str(), *v))
     }
 
     /// Where `path` (keys joined by `.`) is written.
@@ -55,7 +60,7 @@ impl KeyIndex {
             return Found::Unsure;
         }
         if let Some(pos) = self.keys.get(path) {
-            return Found::At(*pos);
+            return if self.dotted.contains_key(path) { Found::Unsure } else { Found::At(*pos) };
         }
         // Under a value the index did not read, anything may be written.
         let mut p = path;
@@ -73,6 +78,8 @@ impl KeyIndex {
 struct Open {
     col: usize,
     path: String,
+    /// At or under a key with a `.` in it.
+    dotted: bool,
 }
 
 /// Indexes `text`; `None` when it is not of the plain block shape.
@@ -101,14 +108,18 @@ pub fn index(text: &str) -> Option<KeyIndex> {
         match open.last() {
             Some(o) if o.col == col => {}
             // The first key opens the root mapping.
-            None if ix.keys.is_empty() => open.push(Open { col, path: String::new() }),
+            None if ix.keys.is_empty() => open.push(Open { col, path: String::new(), dotted: false }),
             // Deeper than any open mapping without a key announcing it (a
             // scalar continued on this line), or a second root.
             _ => return None,
         }
         let (key, value) = plain_key(rest)?;
-        let parent = &open.last()?.path;
-        let path = if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") };
+        let parent = open.last()?;
+        let path = if parent.path.is_empty() { key.to_string() } else { format!("{}.{key}", parent.path) };
+        let dotted = parent.dotted || key.contains('.');
+        if dotted {
+            ix.dotted.insert(path.clone(), ());
+        }
         if ix.keys.insert(path.clone(), Pos { line: i + 1, col: col + 1 }).is_some() {
             return None;
         }
@@ -130,7 +141,7 @@ pub fn index(text: &str) -> Option<KeyIndex> {
                 i = skip_block(&lines, next, col, true);
                 ix.opaque.insert(path, ());
             } else if next_col > col {
-                open.push(Open { col: next_col, path });
+                open.push(Open { col: next_col, path, dotted });
             }
             continue;
         }
@@ -141,16 +152,12 @@ pub fn index(text: &str) -> Option<KeyIndex> {
             }
             b'{' | b'[' => {
                 // On one line: it must close there.
-                let close = if value.starts_with('{') { '}' } else { ']' };
-                if !value.ends_with(close) {
+                if !flow_closes(value) {
                     return None;
                 }
                 ix.opaque.insert(path, ());
             }
-            // Quoted scalars must close on their line (a `\"` at the end
-            // may be an escaped quote: not read).
-            b'"' if value.len() < 2 || !value.ends_with('"') || value.ends_with("\\\"") => return None,
-            b'\'' if value.len() < 2 || !value.ends_with('\'') => return None,
+            b'"' | b'\'' if quoted_end(value, 0) != Some(value.len()) => return None,
             // Anchors, aliases, tags and reserved indicators; a `-` entry
             // after a key.
             b'&' | b'*' | b'!' | b'@' | b'`' | b'%' | b'?' => return None,
@@ -159,6 +166,63 @@ pub fn index(text: &str) -> Option<KeyIndex> {
         }
     }
     Some(ix)
+}
+
+/// The end (the byte after its closing quote) of the quoted scalar that
+/// starts at `at` in `s`, if it closes on this line.
+fn quoted_end(s: &str, at: usize) -> Option<usize> {
+    let b = s.as_bytes();
+    let quote = b[at];
+    let mut i = at + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if quote == b'"' => i += 2,
+            b'\'' if quote == b'\'' && b.get(i + 1) == Some(&b'\'') => i += 2,
+            c if c == quote => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Whether the flow collection `s` starts with closes at the end of `s`:
+/// brackets balanced outside quoted scalars, none open at the end. A quote
+/// in the middle of a plain scalar (`it's`) is not read: it may start
+/// nothing, or hide a quoted scalar that runs onto the next line.
+fn flow_closes(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => {
+                depth = match depth.checked_sub(1) {
+                    Some(d) => d,
+                    None => return false,
+                };
+                if depth == 0 {
+                    return i + 1 == b.len();
+                }
+            }
+            b'"' | b'\'' => {
+                let before = s[..i].trim_end_matches(' ').bytes().last();
+                if !matches!(before, Some(b'[' | b'{' | b',' | b':')) {
+                    return false;
+                }
+                match quoted_end(s, i) {
+                    Some(end) => {
+                        i = end;
+                        continue;
+                    }
+                    None => return false,
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 /// `key: value` or `key:` with a plain key of the usual characters that
@@ -234,8 +298,8 @@ mod tests {
                 Found::Absent => panic!("{name}: {path} is written at {pos:?}, the index says absent"),
             }
         }
-        for (path, _) in ix.keys.iter() {
-            assert_eq!(spans.exact(path), ix.keys.get(path).copied(), "{name}: {path}");
+        for (path, pos) in ix.paths() {
+            assert_eq!(spans.exact(path), Some(pos), "{name}: {path}");
             for typo in [format!("{path}x"), format!("{path}.nope"), format!("x{path}")] {
                 if ix.exact(&typo) == Found::Absent {
                     assert_eq!(spans.exact(&typo), None, "{name}: {typo}");
@@ -275,7 +339,23 @@ mod tests {
         assert_eq!(ix.exact("a.flow.z"), Found::Unsure);
         assert_eq!(ix.exact("a.list[0]"), Found::Unsure);
         assert_eq!(ix.exact("a.nope"), Found::Absent);
+        // A dotted key's path may also be written inside a flow value.
+        let ix = index("a.b: 1\na: {b: 2}\nc.d:\n  e: 1\nf: 1\n").unwrap();
+        assert_eq!(ix.exact("a.b"), Found::Unsure);
+        assert_eq!(ix.exact("c.d.e"), Found::Unsure);
+        assert_eq!(ix.exact("f"), Found::At(Pos { line: 5, col: 1 }));
+        for text in ["a.b: 1\na: {b: 2}\n", "a.b:\n  c: 2\na: {b.c: 1}\n"] {
+            agrees(text, text);
+        }
+        // Flow values with quoted scalars that close on their line.
+        let ix = index("a: [\"x]\", 'y''s', {k: \"v\"}]\nb: 1\n").unwrap();
+        assert_eq!(ix.exact("b"), Found::At(Pos { line: 2, col: 1 }));
         for bad in [
+            "a: [x, ']\nb: 1']\nc: 2\n",
+            "a: {k: \"}\nb: 1\"}\n",
+            "a: [it's, \"]\nb: 1\"]\n",
+            "a: 'abc''\n  def'\n",
+            "a: \"abc\\\"\n  def\"\n",
             "FALSE: 1\n",
             "a:\n  1: x\n",
             "null: 1\n",
