@@ -1,7 +1,8 @@
 //! Embeds `stacks/*.yaml`, `templates/**` and `schemas/**/*.json` into the binary, so a fresh
 //! machine can render without any files. The list is generated (sorted by
 //! path) instead of written by hand, so adding a stack or a template needs no
-//! code change.
+//! code change. The schemas are embedded encoded (`Encoder`; their JSON
+//! texts only for tests).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,14 +22,20 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
     }
 }
 
-fn table(name: &str, dir: &str, keep: impl Fn(&str) -> bool) -> String {
+/// The files under `dir` that `keep` takes (by `/`-separated relative
+/// path), sorted by that path, with their absolute paths.
+fn files(dir: &str, keep: impl Fn(&str) -> bool) -> Vec<(String, PathBuf)> {
     let root = Path::new(dir);
     let mut files = Vec::new();
     collect(root, root, &mut files);
     files.retain(|(rel, _)| keep(rel));
     files.sort();
+    files
+}
+
+fn table(name: &str, dir: &str, keep: impl Fn(&str) -> bool) -> String {
     let mut s = format!("pub(crate) static {name}: &[(&str, &str)] = &[\n");
-    for (rel, abs) in files {
+    for (rel, abs) in files(dir, keep) {
         writeln!(s, "    ({rel:?}, include_str!({:?})),", abs.to_string_lossy()).unwrap();
     }
     s.push_str("];\n");
@@ -116,13 +123,8 @@ impl Encoder {
 
 /// `SCHEMA_DOCS`: every `schemas/**/*.json`, encoded (`encode`) into `OUT_DIR`.
 fn schema_docs(out_dir: &Path) -> String {
-    let root = Path::new("schemas");
-    let mut files = Vec::new();
-    collect(root, root, &mut files);
-    files.retain(|(rel, _)| rel.ends_with(".json"));
-    files.sort();
     let mut s = String::from("pub(crate) static SCHEMA_DOCS: &[(&str, &[u8])] = &[\n");
-    for (i, (rel, abs)) in files.iter().enumerate() {
+    for (i, (rel, abs)) in files("schemas", |rel| rel.ends_with(".json")).iter().enumerate() {
         let text = std::fs::read_to_string(abs).expect("read schema");
         let value: serde_json::Value =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("schemas/{rel} is not JSON: {e}"));

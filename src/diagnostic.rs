@@ -66,11 +66,8 @@ impl Diagnostic {
     }
 
     /// Fills in the source excerpt from the file text.
-    pub fn with_source(mut self, text: &str) -> Self {
-        if let Some(pos) = self.pos {
-            self.source_line = line_of(text, pos.line).map(str::to_string);
-        }
-        self
+    pub fn with_source(self, text: &str) -> Self {
+        self.with_source_lines(text, &Lines::new(text))
     }
 
     /// `with_source`, with the lines of `text` indexed in `lines`.
@@ -86,19 +83,8 @@ impl Diagnostic {
     }
 }
 
-/// Line `n` (from 1; 0 is taken as 1) of `text` as `str::lines` gives it
-/// (without its `\r\n` or `\n`), found with `memchr`: `lines().nth(n)` took
-/// about 1% of the CPU time of rendering the built-in stacks. For many
-/// lines of one text, [`Lines`] indexes it once.
-fn line_of(text: &str, n: usize) -> Option<&str> {
-    let start = match n {
-        0 | 1 => 0,
-        n => memchr::memchr_iter(b'\n', text.as_bytes()).nth(n - 2)? + 1,
-    };
-    line_from(text, start)
-}
-
-/// The line that starts at byte `start` (see `line_of`).
+/// The line that starts at byte `start`, as `str::lines` gives it (without
+/// its `\r\n` or `\n`).
 fn line_from(text: &str, start: usize) -> Option<&str> {
     if start >= text.len() {
         return None;
@@ -111,9 +97,9 @@ fn line_from(text: &str, start: usize) -> Option<&str> {
     })
 }
 
-/// Where each line of a text starts: source lines for many diagnostics of
-/// one file (10,000 warnings about a 10,000-service stack spent 8 s
-/// finding their lines one scan at a time).
+/// Where each line of a text starts, found with `memchr`: source lines for
+/// the diagnostics of a file (10,000 warnings about a 10,000-service stack
+/// spent 8 s finding their lines one scan of the file at a time).
 #[derive(Debug, Default, Clone)]
 pub struct Lines {
     starts: Vec<usize>,
@@ -126,7 +112,8 @@ impl Lines {
         Lines { starts }
     }
 
-    /// Line `n` of `text` (the text indexed), as `line_of` gives it.
+    /// Line `n` (from 1; 0 is taken as 1) of `text`, the text indexed, as
+    /// `str::lines` gives it.
     pub fn get<'t>(&self, text: &'t str, n: usize) -> Option<&'t str> {
         line_from(text, *self.starts.get(n.max(1) - 1)?)
     }
@@ -250,7 +237,8 @@ mod tests {
             let lines = Lines::new(text);
             for n in 0..6usize {
                 let want = text.lines().nth(n.saturating_sub(1));
-                assert_eq!(line_of(text, n), want, "{text:?} line {n}");
+                let excerpt = Diagnostic::error("f", "m").at(Some(Pos { line: n, col: 1 })).with_source(text);
+                assert_eq!(excerpt.source_line.as_deref(), want, "{text:?} line {n}");
                 assert_eq!(lines.get(text, n), want, "{text:?} line {n}, indexed");
             }
         }

@@ -30,7 +30,7 @@ use crate::yaml::doc::Doc;
 const MAX_DEPTH: usize = 128;
 
 /// Most items reserved ahead for one array or object (the largest in the
-/// embedded schemas has a few hundred; a longer one grows as it is read).
+/// embedded schemas has 149; a longer one grows as it is read).
 const RESERVE: usize = 4096;
 
 /// Decodes one encoded schema.
@@ -75,6 +75,14 @@ impl Reader {
         offset.checked_add(n).and_then(|end| table.get(offset..end)).ok_or_else(|| "a string outside the table".into())
     }
 
+    /// How many of `n` announced items to reserve room for. Every item
+    /// takes at least one byte, so a count beyond what is left is damage,
+    /// not a reason to reserve memory; and at most `RESERVE` ahead per
+    /// level, however deep damage nests.
+    fn reserve(&self, n: usize) -> usize {
+        n.min(self.bytes.len() - self.at).min(RESERVE)
+    }
+
     fn value(&mut self, depth: usize) -> Result<Doc<'static>, String> {
         if depth > MAX_DEPTH {
             return Err("nested too deeply".into());
@@ -90,10 +98,7 @@ impl Reader {
             6 => Doc::String(Cow::Borrowed(self.text()?)),
             7 => {
                 let n = self.count()?;
-                // Every item takes at least one byte: a count beyond what
-                // is left is damage, not a reason to reserve memory (and at
-                // most `RESERVE` ahead per level, however deep damage nests).
-                let mut items = Vec::with_capacity(n.min(self.bytes.len() - self.at).min(RESERVE));
+                let mut items = Vec::with_capacity(self.reserve(n));
                 for _ in 0..n {
                     items.push(self.value(depth + 1)?);
                 }
@@ -101,7 +106,7 @@ impl Reader {
             }
             8 => {
                 let n = self.count()?;
-                let mut entries = Vec::with_capacity(n.min(self.bytes.len() - self.at).min(RESERVE));
+                let mut entries = Vec::with_capacity(self.reserve(n));
                 for _ in 0..n {
                     let key = self.text()?;
                     entries.push((Cow::Borrowed(key), self.value(depth + 1)?));

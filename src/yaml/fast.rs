@@ -523,6 +523,22 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// Whether `s`, a value of a stack file's block mapping that starts with a
+/// quote or a bracket, is a quoted scalar or flow collection as this reader
+/// takes it, closed on its line with at most a comment after it (the key
+/// index, `yaml::keys`, does not read such values but must know where
+/// they end).
+pub(super) fn closes_on_line(s: &str) -> bool {
+    let mut reader = Parser { lines: Vec::new(), pos: 0, final_newline: true, tab: false, depth: 0, mode: Mode::Input };
+    let rest = match s.as_bytes().first() {
+        Some(b'"') => double_quoted(s).map(|(_, rest)| rest),
+        Some(b'\'') => single_quoted(s).map(|(_, rest)| rest),
+        Some(b'{' | b'[') => reader.flow(s).map(|(_, rest)| rest),
+        _ => None,
+    };
+    rest.is_some_and(comment_or_nothing)
+}
+
 /// Whether what follows a value on its line is nothing, or a comment
 /// separated from it by a space.
 fn comment_or_nothing(rest: &str) -> bool {
@@ -582,7 +598,7 @@ fn literal_chomp(s: &str) -> Option<Chomp> {
 }
 
 /// Whether `s` (the rest of a line at its column) is a block sequence entry.
-fn is_seq_entry(s: &str) -> bool {
+pub(super) fn is_seq_entry(s: &str) -> bool {
     s == "-" || s.starts_with("- ")
 }
 

@@ -18,9 +18,11 @@
 //! scalars continued on another line, tabs, directives, several documents)
 //! gets no index at all.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::Pos;
+use super::fast::{closes_on_line, is_seq_entry};
+use super::load::resolve_plain_core;
 
 /// What the index knows about a path.
 #[derive(Debug, PartialEq, Eq)]
@@ -41,17 +43,17 @@ pub struct KeyIndex {
     /// everything under one. The parser joins keys with `.` and keeps the
     /// last write of a path, so `a.b: 1` and a later `a: {b: 2}` (which the
     /// index does not read) are one path to it.
-    dotted: HashMap<String, ()>,
+    dotted: HashSet<String>,
     /// Paths whose value the index did not look into (a sequence, a flow
     /// collection or a block scalar).
-    opaque: HashMap<String, ()>,
+    opaque: HashSet<String>,
 }
 
 impl KeyIndex {
     /// Every path the index vouches for, and its position (tests and fuzzing).
     #[doc(hidden)]
     pub fn paths(&self) -> impl Iterator<Item = (&str, Pos)> {
-        self.keys.iter().filter(|(k, _)| !self.dotted.contains_key(*k)).map(|(k, v)| (k.as_str(), *v))
+        self.keys.iter().filter(|(k, _)| !self.dotted.contains(*k)).map(|(k, v)| (k.as_str(), *v))
     }
 
     /// Where `path` (keys joined by `.`) is written.
@@ -60,13 +62,13 @@ impl KeyIndex {
             return Found::Unsure;
         }
         if let Some(pos) = self.keys.get(path) {
-            return if self.dotted.contains_key(path) { Found::Unsure } else { Found::At(*pos) };
+            return if self.dotted.contains(path) { Found::Unsure } else { Found::At(*pos) };
         }
         // Under a value the index did not read, anything may be written.
         let mut p = path;
         while let Some(cut) = p.rfind('.') {
             p = &p[..cut];
-            if self.opaque.contains_key(p) {
+            if self.opaque.contains(p) {
                 return Found::Unsure;
             }
         }
@@ -92,13 +94,10 @@ pub fn index(text: &str) -> Option<KeyIndex> {
     let mut open: Vec<Open> = Vec::new();
     let mut i = 0;
     while i < lines.len() {
-        let line = lines[i];
-        let rest = line.trim_start_matches(' ');
-        if rest.is_empty() || rest.starts_with('#') {
+        let Some((col, rest)) = content(lines[i]) else {
             i += 1;
             continue;
-        }
-        let col = line.len() - rest.len();
+        };
         if col == 0 && (rest.starts_with("---") || rest.starts_with("...") || rest.starts_with('%')) {
             return None;
         }
@@ -118,28 +117,23 @@ pub fn index(text: &str) -> Option<KeyIndex> {
         let path = if parent.path.is_empty() { key.to_string() } else { format!("{}.{key}", parent.path) };
         let dotted = parent.dotted || key.contains('.');
         if dotted {
-            ix.dotted.insert(path.clone(), ());
+            ix.dotted.insert(path.clone());
         }
         if ix.keys.insert(path.clone(), Pos { line: i + 1, col: col + 1 }).is_some() {
             return None;
         }
         i += 1;
-        let value = strip_comment(value)?;
-        if value.is_empty() {
+        let value = value.trim_start_matches(' ');
+        if value.is_empty() || value.starts_with('#') {
             // A block below (or nothing: null).
-            let Some(next) = (i..lines.len()).find(|&j| {
-                let r = lines[j].trim_start_matches(' ');
-                !r.is_empty() && !r.starts_with('#')
-            }) else {
+            let Some((next, (next_col, next_rest))) = (i..lines.len()).find_map(|j| Some((j, content(lines[j])?)))
+            else {
                 break;
             };
-            let r = lines[next].trim_start_matches(' ');
-            let next_col = lines[next].len() - r.len();
-            let is_item = r == "-" || r.starts_with("- ");
-            if is_item && next_col >= col {
+            if is_seq_entry(next_rest) && next_col >= col {
                 // A sequence: skipped whole (its items are `[i]` paths).
                 i = skip_block(&lines, next, col, true);
-                ix.opaque.insert(path, ());
+                ix.opaque.insert(path);
             } else if next_col > col {
                 open.push(Open { col: next_col, path, dotted });
             }
@@ -148,133 +142,54 @@ pub fn index(text: &str) -> Option<KeyIndex> {
         match value.as_bytes()[0] {
             b'|' | b'>' => {
                 i = skip_block(&lines, i, col, false);
-                ix.opaque.insert(path, ());
+                ix.opaque.insert(path);
             }
+            // Quoted scalars and flow collections must end on their line,
+            // as the fast reader reads them.
+            b'"' | b'\'' | b'{' | b'[' if !closes_on_line(value) => return None,
             b'{' | b'[' => {
-                // On one line: it must close there.
-                if !flow_closes(value) {
-                    return None;
-                }
-                ix.opaque.insert(path, ());
+                ix.opaque.insert(path);
             }
-            b'"' | b'\'' if quoted_end(value, 0) != Some(value.len()) => return None,
             // Anchors, aliases, tags and reserved indicators; a `-` entry
             // after a key.
             b'&' | b'*' | b'!' | b'@' | b'`' | b'%' | b'?' => return None,
-            b'-' if value == "-" || value.starts_with("- ") => return None,
+            _ if is_seq_entry(value) => return None,
+            // A plain scalar, maybe with a comment after it.
             _ => {}
         }
     }
     Some(ix)
 }
 
-/// The end (the byte after its closing quote) of the quoted scalar that
-/// starts at `at` in `s`, if it closes on this line.
-fn quoted_end(s: &str, at: usize) -> Option<usize> {
-    let b = s.as_bytes();
-    let quote = b[at];
-    let mut i = at + 1;
-    while i < b.len() {
-        match b[i] {
-            b'\\' if quote == b'"' => i += 2,
-            b'\'' if quote == b'\'' && b.get(i + 1) == Some(&b'\'') => i += 2,
-            c if c == quote => return Some(i + 1),
-            _ => i += 1,
-        }
-    }
-    None
-}
-
-/// Whether the flow collection `s` starts with closes at the end of `s`:
-/// brackets balanced outside quoted scalars, none open at the end. A quote
-/// in the middle of a plain scalar (`it's`) is not read: it may start
-/// nothing, or hide a quoted scalar that runs onto the next line.
-fn flow_closes(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'[' | b'{' => depth += 1,
-            b']' | b'}' => {
-                depth = match depth.checked_sub(1) {
-                    Some(d) => d,
-                    None => return false,
-                };
-                if depth == 0 {
-                    return i + 1 == b.len();
-                }
-            }
-            b'"' | b'\'' => {
-                let before = s[..i].trim_end_matches(' ').bytes().last();
-                if !matches!(before, Some(b'[' | b'{' | b',' | b':')) {
-                    return false;
-                }
-                match quoted_end(s, i) {
-                    Some(end) => {
-                        i = end;
-                        continue;
-                    }
-                    None => return false,
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    false
+/// The column and text of a line with content; `None` for a blank or
+/// comment line.
+fn content(line: &str) -> Option<(usize, &str)> {
+    let rest = line.trim_start_matches(' ');
+    (!rest.is_empty() && !rest.starts_with('#')).then(|| (line.len() - rest.len(), rest))
 }
 
 /// `key: value` or `key:` with a plain key of the usual characters that
-/// reads as itself; the key and what follows the colon. A key the loader
-/// reads as a boolean, null or number (`FALSE:` is the key `false`, `1e3:`
-/// is `1000.0`) is refused: such keys start with a digit, a sign or a dot,
-/// or are one of the words below.
+/// the loader reads as a string (`FALSE:` is the key `false` to it, and
+/// `1e3:` the key `1000.0`); the key and what follows the colon.
 fn plain_key(s: &str) -> Option<(&str, &str)> {
-    const NOT_STRINGS: &[&str] = &["true", "True", "TRUE", "false", "False", "FALSE", "null", "Null", "NULL"];
     let colon = s.find(':')?;
     let (key, after) = (&s[..colon], &s[colon + 1..]);
     let ok = key.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
-        && !NOT_STRINGS.contains(&key)
+        && resolve_plain_core(key).is_none()
         && (after.is_empty() || after.starts_with(' '));
     ok.then_some((key, after))
-}
-
-/// A value without its trailing comment (` # ...`); `None` for a `#` not
-/// preceded by a space, which the index does not try to read.
-fn strip_comment(value: &str) -> Option<&str> {
-    let v = value.trim_start_matches(' ');
-    if v.starts_with('#') {
-        return Some("");
-    }
-    // Quoted scalars may hold ` #`: the whole rest is checked as quoted.
-    if v.starts_with(['"', '\'']) {
-        return Some(v.trim_end_matches(' '));
-    }
-    let v = match v.find(" #") {
-        Some(i) => &v[..i],
-        None => v,
-    };
-    Some(v.trim_end_matches(' '))
 }
 
 /// The line after a block that belongs to something at column `col`: lines
 /// indented deeper, blank lines and comments, and with `items` also `-`
 /// lines at `col` (a sequence at its key's column).
 fn skip_block(lines: &[&str], from: usize, col: usize, items: bool) -> usize {
-    let mut j = from;
-    while j < lines.len() {
-        let r = lines[j].trim_start_matches(' ');
-        let c = lines[j].len() - r.len();
-        let blank = r.is_empty() || r.starts_with('#');
-        let item = items && c == col && (r == "-" || r.starts_with("- "));
-        if !(blank || c > col || item) {
-            break;
-        }
-        j += 1;
-    }
-    j
+    let ends = |line: &str| match content(line) {
+        None => false,
+        Some((c, rest)) => c < col || (c == col && !(items && is_seq_entry(rest))),
+    };
+    lines[from..].iter().position(|l| ends(l)).map_or(lines.len(), |p| from + p)
 }
 
 #[cfg(test)]
