@@ -77,19 +77,7 @@ fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<()
         return out.write_str(value.as_str().unwrap_or_default()).map_err(Error::from);
     }
     match state.auto_escape() {
-        // A string, the common case, without the detour through a node.
-        AutoEscape::Custom(kind) if kind == "yaml" && value.kind() == ValueKind::String => {
-            let s = value.as_str().unwrap_or_default();
-            if is_plain_safe(s) { out.write_str(s) } else { out.write_str(&double_quoted(s)) }.map_err(Error::from)
-        }
-        // Booleans and integers, as `scalar` writes them, without a node.
-        AutoEscape::Custom(kind) if kind == "yaml" && value.kind() == ValueKind::Bool => {
-            out.write_str(if value.is_true() { "true" } else { "false" }).map_err(Error::from)
-        }
-        AutoEscape::Custom(kind) if kind == "yaml" && value.kind() == ValueKind::Number && value.as_i64().is_some() => {
-            write!(out, "{}", value.as_i64().unwrap_or_default()).map_err(Error::from)
-        }
-        AutoEscape::Custom(kind) if kind == "yaml" => out.write_str(&scalar(value)?).map_err(Error::from),
+        AutoEscape::Custom(kind) if kind == "yaml" => yaml_value(out, value),
         // dotenv comments and values: one line, nothing a dotenv reader
         // would interpolate or end early.
         AutoEscape::Custom(kind) if kind == "dotenv" => {
@@ -115,6 +103,22 @@ fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<()
             "this template type has no escaping rules; only `*.yaml.j2` templates may interpolate values",
         )),
     }
+}
+
+/// A value printed in a YAML template: one scalar.
+fn yaml_value(out: &mut Output, value: &Value) -> Result<(), Error> {
+    match value.kind() {
+        // A string, the common case, without the detour through a node.
+        ValueKind::String => {
+            let s = value.as_str().unwrap_or_default();
+            if is_plain_safe(s) { out.write_str(s) } else { out.write_str(&double_quoted(s)) }
+        }
+        // Booleans and integers, as `scalar` writes them, without a node.
+        ValueKind::Bool => out.write_str(if value.is_true() { "true" } else { "false" }),
+        ValueKind::Number if value.as_i64().is_some() => write!(out, "{}", value.as_i64().unwrap_or_default()),
+        _ => out.write_str(&scalar(value)?),
+    }
+    .map_err(Error::from)
 }
 
 /// A single value as a YAML scalar.

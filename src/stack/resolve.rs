@@ -328,20 +328,18 @@ impl Locator<'_> {
 
     /// An error at `path`.
     pub fn error(&self, path: &str, message: impl Into<String>) -> Diagnostic {
-        let (pos, written) = self.find(path);
-        Diagnostic::error(&self.doc.file, message)
-            .at(pos)
-            .field(written)
-            .with_source_lines(&self.doc.text, self.doc.lines())
+        self.place(Diagnostic::error(&self.doc.file, message), path)
     }
 
     /// A warning at `path`.
     pub fn warning(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        self.place(Diagnostic::warning(&self.doc.file, message), path)
+    }
+
+    /// `d` with the position, field and source line of `path`.
+    fn place(&self, d: Diagnostic, path: &str) -> Diagnostic {
         let (pos, written) = self.find(path);
-        Diagnostic::warning(&self.doc.file, message)
-            .at(pos)
-            .field(written)
-            .with_source_lines(&self.doc.text, self.doc.lines())
+        d.at(pos).field(written).with_source_lines(&self.doc.text, self.doc.lines())
     }
 }
 

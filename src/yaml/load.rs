@@ -578,6 +578,8 @@ fn parse_number(s: &str) -> Option<Value> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn control_characters_are_refused_where_they_are() {
         for (text, line, col, code) in [
@@ -587,18 +589,16 @@ mod tests {
             ("a:\n  - \u{9b}\n", 2, 5, 0x9b),
             ("a: \u{ffff}\n", 1, 4, 0xffff),
         ] {
-            let e = super::parse(text).expect_err(text);
+            let e = parse(text).expect_err(text);
             assert_eq!((e.pos.line, e.pos.col), (line, col), "{text:?}: {}", e.message);
             assert!(e.message.contains(&format!("U+{code:04X}")), "{text:?}: {}", e.message);
-            assert!(super::parse_value(text).is_err(), "{text:?}");
+            assert!(parse_value(text).is_err(), "{text:?}");
         }
         // Tab, carriage return and NEL are allowed.
         for text in ["a: \"x\ty\"\r\n", "a: x\u{85}y\n"] {
-            assert!(super::parse(text).is_ok(), "{text:?}");
+            assert!(parse(text).is_ok(), "{text:?}");
         }
     }
-
-    use super::*;
 
     #[test]
     fn resolves_core_schema() {
