@@ -400,13 +400,14 @@ fn env_def(name: &str, v: Value, components: &IndexMap<String, Value>) -> Result
     Ok(EnvDef { description, extends, components: enabled, overlay: Value::Mapping(m) })
 }
 
-/// Deep merge: maps merge by key, `null` deletes, anything else replaces.
+/// Deep merge: maps merge by key, `null` deletes (the other keys keep
+/// their order), anything else replaces.
 pub fn merge(base: &mut Value, overlay: Value) {
     match (base, overlay) {
         (Value::Mapping(b), Value::Mapping(o)) => {
             for (k, v) in o {
                 if v.is_null() {
-                    b.remove(&k);
+                    b.shift_remove(&k);
                 } else if let Some(existing) = b.get_mut(&k) {
                     merge(existing, v);
                 } else {
@@ -637,6 +638,11 @@ mod tests {
         let mut base: Value = serde_yaml::from_str("a: {x: 1, y: 2}\nl: [1, 2]\n").unwrap();
         merge(&mut base, serde_yaml::from_str("a: {y: 3, x: null}\nl: [9]\n").unwrap());
         assert_eq!(base, serde_yaml::from_str::<Value>("a: {y: 3}\nl: [9]\n").unwrap());
+        // Deleting keeps the order of the other keys (definition order).
+        let mut base: Value = serde_yaml::from_str("{a: 1, b: 2, c: 3, d: 4}").unwrap();
+        merge(&mut base, serde_yaml::from_str("{b: null}").unwrap());
+        let keys: Vec<&str> = base.as_mapping().unwrap().keys().filter_map(Value::as_str).collect();
+        assert_eq!(keys, ["a", "c", "d"]);
     }
 
     #[test]
