@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
 use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::stack::layered::Layered;
 use crate::stack::model::{Service, Stack};
 use crate::stack::source::SourceFile;
 use crate::yaml::{Pos, Spans, parse_value_spans};
@@ -273,11 +274,26 @@ impl Document {
             // No overlay: the base as it is (no copy of a large stack).
             return deserialize_stack(&self.base, &self.locator(env));
         }
+        // Read in place (`Layered`) unless the stack is large enough for its
+        // services to deserialise in parallel; on any error the layers are
+        // merged and deserialised again, which locates every error.
+        let large = self.base.get("services").and_then(Value::as_mapping).is_some_and(|s| s.len() >= PARALLEL_SERVICES);
+        if !large {
+            let values = std::iter::once(&self.base).chain(layers.iter().map(|(_, v)| *v));
+            if let Ok(stack) = Stack::deserialize(Layered::new(values)) {
+                return Ok(stack);
+            }
+        }
+        deserialize_stack(&self.merged(env), &self.locator(env))
+    }
+
+    /// The base with every layer of `env` merged into a copy.
+    fn merged(&self, env: &str) -> Value {
         let mut merged = self.base.clone();
-        for (_, overlay) in layers {
+        for (_, overlay) in self.layers(env) {
             merge(&mut merged, overlay.clone());
         }
-        deserialize_stack(&merged, &self.locator(env))
+        merged
     }
 
     /// Locates field paths of the merged stack of `env`.
@@ -631,6 +647,23 @@ mod tests {
         let text: Vec<String> = errors.iter().map(|e| format!("{e:?}")).collect();
         assert_eq!(errors.len(), 1, "{text:?}");
         assert!(text[0].contains("services.s150.replicas"), "{text:?}");
+    }
+
+    #[test]
+    fn environments_read_in_place_are_the_merged_ones() {
+        let mut envs = 0;
+        for (file, text) in crate::embedded::STACKS {
+            let d = doc(text);
+            for env in d.env_names() {
+                let layers = d.layers(&env);
+                let values = std::iter::once(&d.base).chain(layers.iter().map(|(_, v)| *v));
+                let in_place = Stack::deserialize(Layered::new(values)).unwrap();
+                let merged = Stack::deserialize(&d.merged(&env)).unwrap();
+                assert_eq!(format!("{in_place:?}"), format!("{merged:?}"), "{file} {env}");
+                envs += usize::from(!layers.is_empty());
+            }
+        }
+        assert!(envs >= 10, "{envs} environments with overlays");
     }
 
     #[test]
