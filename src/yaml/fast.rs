@@ -77,10 +77,20 @@ pub fn parse_subset(text: &str) -> Option<Value> {
 ///   (`0755` and `+1` stay strings; plain keys must resolve to strings;
 ///   infinities and NaN fall back);
 /// - flow collections on one line (`[a, "b"]`, `{ k: v, n: { x: 1 } }`)
-///   whose plain scalars hold none of `:#'"&*!|>%@` and backtick;
+///   whose plain scalars hold none of `:#"&*!|>%@` and backtick, and
+///   start with no `'` (`Let's` is a plain scalar, `'x'` a quoted one);
+/// - anchors on block collections (`key: &name` with the block below) and
+///   aliases of them (`key: *name`, `- *name`), expanded as the loader
+///   expands them, and within its limit on what aliases repeat;
+/// - folded block scalars `>`, `>-`, `>+` whose lines are not indented
+///   more than the first and that start with no blank line;
 /// - a comment after a value (`key: value  # why`) or after a key;
 /// - ASCII only, and nesting up to `INPUT_MAX_DEPTH`.
-pub fn parse_input(text: &str) -> Option<Doc<'_>> {
+///
+/// Returns the value and how many more nodes the loader counts than the
+/// value's scalars: an alias counts as the weight of what it repeats
+/// (`load::weight_of`), not as the scalars of its copy.
+pub fn parse_input(text: &str) -> Option<(Doc<'_>, isize)> {
     if !text.is_ascii() {
         return None;
     }
@@ -101,17 +111,17 @@ enum Mode {
 
 /// The fast path alone.
 fn parse_doc(text: &str) -> Option<Doc<'_>> {
-    parse_doc_in(text, Mode::Output)
+    parse_doc_in(text, Mode::Output).map(|(doc, _)| doc)
 }
 
-fn parse_doc_in(text: &str, mode: Mode) -> Option<Doc<'_>> {
+fn parse_doc_in(text: &str, mode: Mode) -> Option<(Doc<'_>, isize)> {
     let (lines, tab) = split_lines(text)?;
-    let mut parser = Parser { lines, pos: 0, final_newline: text.ends_with('\n'), tab, depth: 0, mode };
+    let mut parser = Parser::new(lines, text.ends_with('\n'), tab, mode);
     // An empty or comment-only document is serde_yaml's business.
     let Next::Line(indent, rest) = parser.peek()? else { return None };
     let value = parser.block(indent, rest)?;
     match parser.peek()? {
-        Next::Eof => Some(value),
+        Next::Eof => Some((value, parser.alias_adjust)),
         Next::Line(..) => None,
     }
 }
@@ -196,9 +206,40 @@ struct Parser<'a> {
     /// Open collections.
     depth: usize,
     mode: Mode,
+    /// Anchors defined so far (stack files), the latest last; `None` while
+    /// the anchored node is still being read.
+    anchors: Vec<(&'a str, Option<Anchored<'a>>)>,
+    /// What aliases repeated: the sum of their weights, and the loader's
+    /// node count minus that of the expanded value (see [`parse_input`]).
+    alias_weight: usize,
+    alias_adjust: isize,
+}
+
+/// An anchored node, its weight as the loader counts an alias of it
+/// (`load::weight_of`: every node but keys), and its scalars, keys
+/// included (`load::from_doc`'s count).
+#[derive(Clone)]
+struct Anchored<'a> {
+    value: Doc<'a>,
+    weight: usize,
+    scalars: usize,
 }
 
 impl<'a> Parser<'a> {
+    fn new(lines: Vec<&'a str>, final_newline: bool, tab: bool, mode: Mode) -> Parser<'a> {
+        Parser {
+            lines,
+            pos: 0,
+            final_newline,
+            tab,
+            depth: 0,
+            mode,
+            anchors: Vec::new(),
+            alias_weight: 0,
+            alias_adjust: 0,
+        }
+    }
+
     /// Skips blank and comment lines and returns the next line without
     /// consuming it.
     fn peek(&mut self) -> Option<Next<'a>> {
@@ -285,6 +326,9 @@ impl<'a> Parser<'a> {
         if self.mode == Mode::Input && inline.starts_with('#') && inline.len() < after.len() {
             inline = "";
         }
+        if self.mode == Mode::Input && inline.starts_with('&') {
+            return self.anchored(col, inline);
+        }
         if !inline.is_empty() {
             return self.scalar(col, inline);
         }
@@ -294,6 +338,43 @@ impl<'a> Parser<'a> {
             Next::Line(indent, rest) if indent == col && is_seq_entry(rest) => self.seq(col, rest),
             _ => Some(Doc::Null),
         }
+    }
+
+    /// `key: &name` (stack files): the block collection below the key,
+    /// remembered for aliases. An anchor on anything else falls back.
+    fn anchored(&mut self, col: usize, inline: &'a str) -> Option<Doc<'a>> {
+        let name = inline.get(1..).filter(|n| is_anchor_name(n))?;
+        let at = self.anchors.len();
+        // An alias inside the node it names refers to no anchor yet.
+        self.anchors.push((name, None));
+        let value = match self.peek()? {
+            Next::Line(indent, rest) if indent > col => self.block(indent, rest)?,
+            Next::Line(indent, rest) if indent == col && is_seq_entry(rest) => self.seq(col, rest)?,
+            _ => return None,
+        };
+        let (weight, scalars) = counts(&value);
+        self.anchors[at].1 = Some(Anchored { value: value.clone(), weight, scalars });
+        Some(value)
+    }
+
+    /// `*name` (stack files): a copy of the node of the latest anchor of
+    /// that name. Falls back when there is none, or when aliases repeat
+    /// more than the loader allows (it then says so).
+    fn alias(&mut self, s: &'a str) -> Option<(Doc<'a>, &'a str)> {
+        let body = s.get(1..)?;
+        let end = body.find(' ').unwrap_or(body.len());
+        let (name, rest) = body.split_at(end);
+        if !is_anchor_name(name) {
+            return None;
+        }
+        let (_, anchored) = self.anchors.iter().rev().find(|(n, _)| *n == name)?;
+        let anchored = anchored.as_ref()?;
+        self.alias_weight += anchored.weight;
+        if self.alias_weight > super::MAX_ALIAS_NODES {
+            return None;
+        }
+        self.alias_adjust += anchored.weight as isize - anchored.scalars as isize;
+        Some((anchored.value.clone(), rest))
     }
 
     /// A block sequence at column `col` whose first entry (`-` ...) is the
@@ -378,7 +459,9 @@ impl<'a> Parser<'a> {
             b'"' => double_quoted(s).map(|(v, rest)| (Doc::String(v), rest))?,
             b'\'' => single_quoted(s).map(|(v, rest)| (Doc::String(v), rest))?,
             b'{' | b'[' => self.flow(s)?,
+            b'*' => self.alias(s)?,
             b'|' => return self.literal(col, literal_chomp(s)?).map(|text| Doc::String(Cow::Owned(text))),
+            b'>' => return self.folded(col, folded_chomp(s)?).map(|text| Doc::String(Cow::Owned(text))),
             _ => {
                 let (text, rest) = match plain_end(s) {
                     None => (s, ""),
@@ -470,12 +553,12 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The lines of a literal block scalar in the collection at column
+    /// The content lines of a block scalar in the collection at column
     /// `parent`, from the current line on. The content indentation is that
     /// of the first non-blank line and must be deeper than `parent`; the
     /// block ends before the first non-blank line indented less.
-    fn literal(&mut self, parent: usize, chomp: Chomp) -> Option<String> {
-        let mut out = String::new();
+    fn block_lines(&mut self, parent: usize, chomp: Chomp) -> Option<BlockLines<'a>> {
+        let mut lines = Vec::new();
         let mut indent = None;
         let mut blanks = 0;
         let mut last_break = true;
@@ -496,10 +579,8 @@ impl<'a> Parser<'a> {
                 Some(width) if spaces >= width => width,
                 Some(_) => break,
             };
-            out.extend(std::iter::repeat_n('\n', blanks));
+            lines.push((blanks, line.get(width..)?));
             blanks = 0;
-            out.push_str(line.get(width..)?);
-            out.push('\n');
             self.pos += 1;
             last_break = self.pos < self.lines.len() || self.final_newline;
         }
@@ -511,15 +592,68 @@ impl<'a> Parser<'a> {
         if self.mode == Mode::Input && !last_break && !matches!(chomp, Chomp::Strip) {
             return None;
         }
-        // Every content line was pushed with its line break.
-        out.pop();
-        match chomp {
+        Some(BlockLines { lines, trailing: blanks, last_break, chomp })
+    }
+
+    /// A literal block scalar (`|`): its lines as written.
+    fn literal(&mut self, parent: usize, chomp: Chomp) -> Option<String> {
+        let block = self.block_lines(parent, chomp)?;
+        let mut out = String::new();
+        for (i, (blanks, text)) in block.lines.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            out.extend(std::iter::repeat_n('\n', *blanks));
+            out.push_str(text);
+        }
+        Some(block.chomped(out))
+    }
+
+    /// A folded block scalar (`>`, stack files): a line break between two
+    /// lines becomes a space, and `n` blank lines between them become `n`
+    /// line breaks. Lines indented more than the first (which keep their
+    /// breaks) and blank lines before the first fall back.
+    fn folded(&mut self, parent: usize, chomp: Chomp) -> Option<String> {
+        if self.mode != Mode::Input {
+            return None;
+        }
+        let block = self.block_lines(parent, chomp)?;
+        let mut out = String::new();
+        for (i, (blanks, text)) in block.lines.iter().enumerate() {
+            if text.starts_with([' ', '\t']) || (i == 0 && *blanks > 0) {
+                return None;
+            }
+            if i > 0 && *blanks == 0 {
+                out.push(' ');
+            }
+            out.extend(std::iter::repeat_n('\n', *blanks));
+            out.push_str(text);
+        }
+        Some(block.chomped(out))
+    }
+}
+
+/// The content lines of a block scalar: each with the number of blank lines
+/// before it, and its text without the indentation.
+struct BlockLines<'a> {
+    lines: Vec<(usize, &'a str)>,
+    /// Blank lines after the last content line.
+    trailing: usize,
+    /// Whether the last content line ends with a line break.
+    last_break: bool,
+    chomp: Chomp,
+}
+
+impl BlockLines<'_> {
+    /// `content` (the scalar without its final line break) chomped.
+    fn chomped(&self, mut content: String) -> String {
+        match self.chomp {
             Chomp::Strip => {}
-            Chomp::Clip if last_break => out.push('\n'),
-            Chomp::Keep if last_break => out.extend(std::iter::repeat_n('\n', blanks + 1)),
+            Chomp::Clip if self.last_break => content.push('\n'),
+            Chomp::Keep if self.last_break => content.extend(std::iter::repeat_n('\n', self.trailing + 1)),
             Chomp::Clip | Chomp::Keep => {}
         }
-        Some(out)
+        content
     }
 }
 
@@ -529,7 +663,7 @@ impl<'a> Parser<'a> {
 /// index, `yaml::keys`, does not read such values but must know where
 /// they end).
 pub(super) fn closes_on_line(s: &str) -> bool {
-    let mut reader = Parser { lines: Vec::new(), pos: 0, final_newline: true, tab: false, depth: 0, mode: Mode::Input };
+    let mut reader = Parser::new(Vec::new(), true, false, Mode::Input);
     let rest = match s.as_bytes().first() {
         Some(b'"') => double_quoted(s).map(|(_, rest)| rest),
         Some(b'\'') => single_quoted(s).map(|(_, rest)| rest),
@@ -563,7 +697,7 @@ fn flow_plain(s: &str) -> Option<(&str, &str)> {
     if token.is_empty()
         || token.ends_with(" -")
         || !plain_start(token)
-        || token.contains(['#', '\'', '"', '&', '*', '!', '|', '>', '%', '@', '`', '[', '{'])
+        || token.contains(['#', '"', '&', '*', '!', '|', '>', '%', '@', '`', '[', '{'])
     {
         return None;
     }
@@ -594,6 +728,28 @@ fn literal_chomp(s: &str) -> Option<Chomp> {
         "|-" => Some(Chomp::Strip),
         "|+" => Some(Chomp::Keep),
         _ => None,
+    }
+}
+
+/// The chomping of a folded block scalar's header: `>`, `>-` or `>+` alone.
+fn folded_chomp(s: &str) -> Option<Chomp> {
+    literal_chomp(&s.replacen('>', "|", 1))
+}
+
+/// An anchor or alias name the fast path takes: letters, digits, `_`, `-`.
+pub(super) fn is_anchor_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The weight of `doc` as the loader counts an alias of it (every node but
+/// keys) and its scalars with keys (as the loader counts a value it reads).
+fn counts(doc: &Doc<'_>) -> (usize, usize) {
+    match doc {
+        Doc::Array(items) => items.iter().map(counts).fold((1, 0), |(w, s), (iw, is)| (w + iw, s + is)),
+        Doc::Object(entries) => {
+            entries.iter().map(|(_, v)| counts(v)).fold((1, entries.len()), |(w, s), (iw, is)| (w + iw, s + is))
+        }
+        _ => (1, 1),
     }
 }
 

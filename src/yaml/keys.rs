@@ -12,16 +12,18 @@
 //!
 //! It answers only where it is sure. A path through a sequence (`[i]`) or
 //! into a value written inline as a flow collection or block scalar is
-//! [`Found::Unsure`], and the caller asks the event parser. A text with
-//! anything outside the plain block shape (quoted or complex keys,
-//! anchors, aliases, tags, multi-line flow collections or quoted scalars,
-//! scalars continued on another line, tabs, directives, several documents)
-//! gets no index at all.
+//! [`Found::Unsure`], and the caller asks the event parser. An alias
+//! (`key: *name`) is a value like a scalar: nothing is written under it.
+//! A text with anything outside the plain block shape (quoted or complex
+//! keys, anchors other than `key: &name` before a block, aliases with more
+//! after them, tags, multi-line flow collections or quoted scalars, scalars
+//! continued on another line, tabs, directives, several documents) gets no
+//! index at all.
 
 use std::collections::{HashMap, HashSet};
 
 use super::Pos;
-use super::fast::{closes_on_line, is_seq_entry};
+use super::fast::{closes_on_line, is_anchor_name, is_seq_entry};
 use super::load::resolve_plain_core;
 
 /// What the index knows about a path.
@@ -123,7 +125,14 @@ pub fn index(text: &str) -> Option<KeyIndex> {
             return None;
         }
         i += 1;
-        let value = value.trim_start_matches(' ');
+        let mut value = value.trim_start_matches(' ');
+        // `key: &name` anchors the block below; its keys are written there.
+        if let Some(name) = value.strip_prefix('&') {
+            if !is_anchor_name(name) {
+                return None;
+            }
+            value = "";
+        }
         if value.is_empty() || value.starts_with('#') {
             // A block below (or nothing: null).
             let Some((next, (next_col, next_rest))) = (i..lines.len()).find_map(|j| Some((j, content(lines[j])?)))
@@ -150,8 +159,13 @@ pub fn index(text: &str) -> Option<KeyIndex> {
             b'{' | b'[' => {
                 ix.opaque.insert(path);
             }
-            // Anchors, aliases, tags and reserved indicators; a `-` entry
-            // after a key.
+            // `key: *name`: the key is written here, and nothing under it
+            // (the event parser records no position inside an alias).
+            b'*' if value[1..].split(' ').next().is_some_and(is_anchor_name)
+                && value[1..].split_once(' ').is_none_or(|(_, rest)| rest.trim_start_matches(' ').starts_with('#')) => {
+            }
+            // Other anchors and aliases, tags and reserved indicators; a `-`
+            // entry after a key.
             b'&' | b'*' | b'!' | b'@' | b'`' | b'%' | b'?' => return None,
             _ if is_seq_entry(value) => return None,
             // A plain scalar, maybe with a comment after it.
@@ -232,8 +246,10 @@ mod tests {
                 indexed.push(*name);
             }
         }
-        // The built-in stacks the fast reader takes are indexed.
-        assert!(indexed.contains(&"pogly.yaml") && indexed.contains(&"loom.yaml"), "{indexed:?}");
+        // The built-in stacks the fast reader takes are indexed, anchors
+        // and aliases (loops, loomio) included.
+        indexed.sort_unstable();
+        assert_eq!(indexed, ["loom.yaml", "loomio.yaml", "loops.yaml", "pogly.yaml"]);
         let mut files = Vec::new();
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         super::super::files_under(&repo.join("tests/fixtures"), &mut files);

@@ -537,9 +537,10 @@ fn from_doc(doc: Doc<'_>, nodes: &mut usize) -> Value {
 /// subset or over the node limit (the event loader then parses it, and
 /// reports what is wrong).
 fn parse_fast(text: &str) -> Option<(Value, usize)> {
-    let doc = super::fast::parse_input(text)?;
+    let (doc, alias_adjust) = super::fast::parse_input(text)?;
     let mut nodes = 0;
     let value = from_doc(doc, &mut nodes);
+    let nodes = nodes.checked_add_signed(alias_adjust)?;
     (nodes <= MAX_NODES).then_some((value, nodes))
 }
 
@@ -669,14 +670,15 @@ mod tests {
 
     #[test]
     fn the_event_parse_of_a_small_text_keeps_its_positions() {
-        // Anchors take the event parser: its one pass records positions.
-        let anchored = "base: &b\n  image: x\nservices:\n  app:\n    <<: *b\n    replicas: 2\n";
+        // An anchor on a scalar takes the event parser: its one pass
+        // records positions.
+        let anchored = "base: &b x\nservices:\n  app:\n    image: *b\n    replicas: 2\n";
         let (value, spans) = parse_value_spans(anchored).unwrap();
         let (full, all) = parse(anchored).unwrap();
         assert_eq!(value, full);
         let spans = spans.expect("event parse of a small text records positions");
         assert_eq!(spans.map, all.map);
-        assert_eq!(spans.exact("services.app.replicas"), Some(Pos { line: 6, col: 5 }));
+        assert_eq!(spans.exact("services.app.replicas"), Some(Pos { line: 5, col: 5 }));
         // The fast reader records none: `spans` finds them when needed.
         let plain = "services:\n  app:\n    replicas: 2\n";
         assert!(parse_value_spans(plain).unwrap().1.is_none());
@@ -779,6 +781,11 @@ mod tests {
         );
         assert_eq!(agree(&text), Ok(true), "{text}");
         assert!(taken.len() >= 4, "the fast path took only {taken:?}");
+        // Every built-in stack, anchors, aliases and folded scalars included.
+        for name in ["loom", "loomio", "loops", "pogly"] {
+            let file = format!("stacks/{name}.yaml");
+            assert!(taken.iter().any(|t| t.ends_with(&file)), "the fast path did not take {file}: {taken:?}");
+        }
     }
 
     #[test]
@@ -814,8 +821,33 @@ mod tests {
             ("- [a, b]\n- { c: d }\n- e # c\n", true),
             ("a: é\n", false),
             ("a: &x 1\nb: *x\n", false),
+            // Anchors on block collections, and aliases of them.
+            ("a: &x\n  k: v\nb: *x\n", true),
+            ("a: &x\n  - 1\n  - k: v\nb:\n  c: *x # same\n  d: [*x]\n", false),
+            ("a: &x\n- 1\nb:\n  - *x\n  - *x\n", true),
+            ("a: &x\n  k: v\nb: &x\n  k: w\nc: *x\n", true),
+            ("a: &x\n  k: *x\n", false),
+            ("a: &x\n  k: v\nb: &x\n  k: *x\n", false),
+            ("a: *x\n", false),
+            ("a: &x\nb: 1\n", false),
+            ("a: &x # c\n  k: v\n", false),
+            ("a: &x\n  k: v\nb: *x1\n", false),
+            ("a: &x.y\n  k: v\n", false),
+            ("a: &x\n  k: {}\nb:\n  e: *x\nc: *x\n", true),
+            ("a: &x\n  k: []\nb: *x\n", true),
+            ("- &x\n  k: v\n", false),
             ("a: !!str 1\n", false),
-            ("a: >\n  folded\n", false),
+            // Folded block scalars: lines joined by spaces, blank lines kept.
+            ("a: >\n  folded\n", true),
+            ("a: >-\n  one\n  two\n\n  three\n\n\n  four\nb: 1\n", true),
+            ("a: >+\n  one\n  two\n\n\nb: 1\n", true),
+            ("- >\n  x y\n  z\n- 1\n", true),
+            ("a: >\n  one\n    more\n  two\n", false),
+            ("a: >\n\n  one\n", false),
+            ("a: >\n  x", false),
+            ("a: >-\n  x", true),
+            ("a: >2\n  x\n", false),
+            ("a: > # c\n  x\n", false),
             ("a: |\n  lit\n\n  eral\nb: 1\n", true),
             ("a: b\n---\nc: d\n", false),
             ("{ a: b }\n", false),
