@@ -59,7 +59,7 @@ impl<'a> Layered<'a> {
 /// the end, a `null` value removes the key (the others keep their order),
 /// and any other value becomes one more layer of the key.
 fn entries<'a>(maps: &[&'a Mapping]) -> Vec<(&'a Value, Vec<&'a Value>)> {
-    let (first, rest) = maps.split_first().expect("View::Maps holds two or more mappings");
+    let Some((first, rest)) = maps.split_first() else { return Vec::new() };
     let mut merged: IndexMap<&'a Value, Vec<&'a Value>> = IndexMap::with_capacity(first.len());
     for (k, v) in first.iter() {
         merged.insert(k, vec![v]);
@@ -125,14 +125,15 @@ fn not_a<T>(what: &str) -> Result<T, Error> {
     Err(de::Error::custom(format_args!("a merged mapping is not {what}")))
 }
 
-/// The `Deserializer` methods a merged mapping refuses; a single value
-/// answers them itself.
-macro_rules! refused {
-    ($($method:ident($($arg:ident: $ty:ty),*) $what:literal;)*) => {$(
-        fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, Error> {
+/// `Deserializer` methods: a single value answers itself, as serde_yaml's
+/// `&Value` does; merged mappings answer with the expression after the
+/// mappings and the visitor are bound.
+macro_rules! methods {
+    ($($method:ident($($arg:ident: $ty:ty),*) |$maps:pat_param, $visitor:ident| $merged:expr;)*) => {$(
+        fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* $visitor: V) -> Result<V::Value, Error> {
             match self.view {
-                View::One(v) => v.$method($($arg,)* visitor),
-                View::Maps(_) => not_a($what),
+                View::One(v) => v.$method($($arg,)* $visitor),
+                View::Maps($maps) => $merged,
             }
         }
     )*};
@@ -141,113 +142,41 @@ macro_rules! refused {
 impl<'de> Deserializer<'de> for Layered<'de> {
     type Error = Error;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.view {
-            View::One(v) => v.deserialize_any(visitor),
-            View::Maps(maps) => visit_maps(&maps, visitor),
-        }
-    }
-
-    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.view {
-            View::One(v) => v.deserialize_map(visitor),
-            View::Maps(maps) => visit_maps(&maps, visitor),
-        }
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        match self.view {
-            View::One(v) => v.deserialize_struct(name, fields, visitor),
-            View::Maps(maps) => visit_maps(&maps, visitor),
-        }
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.view {
-            View::One(v) => v.deserialize_option(visitor),
-            View::Maps(_) => visitor.visit_some(self),
-        }
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value, Error> {
-        match self.view {
-            View::One(v) => v.deserialize_newtype_struct(name, visitor),
-            View::Maps(_) => visitor.visit_newtype_struct(self),
-        }
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.view {
-            View::One(v) => v.deserialize_ignored_any(visitor),
-            View::Maps(_) => visitor.visit_unit(),
-        }
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        match self.view {
-            View::One(v) => v.deserialize_enum(name, variants, visitor),
-            View::Maps(_) => not_a("an enum"),
-        }
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Error> {
-        match self.view {
-            View::One(v) => v.deserialize_tuple(len, visitor),
-            View::Maps(_) => not_a("a tuple"),
-        }
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        len: usize,
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        match self.view {
-            View::One(v) => v.deserialize_tuple_struct(name, len, visitor),
-            View::Maps(_) => not_a("a tuple"),
-        }
-    }
-
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value, Error> {
-        match self.view {
-            View::One(v) => v.deserialize_unit_struct(name, visitor),
-            View::Maps(_) => not_a("a unit"),
-        }
-    }
-
-    refused! {
-        deserialize_bool() "a boolean";
-        deserialize_i8() "an integer";
-        deserialize_i16() "an integer";
-        deserialize_i32() "an integer";
-        deserialize_i64() "an integer";
-        deserialize_i128() "an integer";
-        deserialize_u8() "an integer";
-        deserialize_u16() "an integer";
-        deserialize_u32() "an integer";
-        deserialize_u64() "an integer";
-        deserialize_u128() "an integer";
-        deserialize_f32() "a number";
-        deserialize_f64() "a number";
-        deserialize_char() "a character";
-        deserialize_str() "a string";
-        deserialize_string() "a string";
-        deserialize_bytes() "bytes";
-        deserialize_byte_buf() "bytes";
-        deserialize_unit() "a unit";
-        deserialize_seq() "a sequence";
-        deserialize_identifier() "an identifier";
+    methods! {
+        deserialize_any() |maps, visitor| visit_maps(&maps, visitor);
+        deserialize_map() |maps, visitor| visit_maps(&maps, visitor);
+        deserialize_struct(name: &'static str, fields: &'static [&'static str]) |maps, visitor| visit_maps(&maps, visitor);
+        deserialize_option() |maps, visitor| visitor.visit_some(Layered { view: View::Maps(maps) });
+        deserialize_newtype_struct(name: &'static str) |maps, visitor| {
+            visitor.visit_newtype_struct(Layered { view: View::Maps(maps) })
+        };
+        deserialize_ignored_any() |_, visitor| visitor.visit_unit();
+        // What a mapping is not either.
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]) |_, _visitor| not_a("an enum");
+        deserialize_tuple(len: usize) |_, _visitor| not_a("a tuple");
+        deserialize_tuple_struct(name: &'static str, len: usize) |_, _visitor| not_a("a tuple");
+        deserialize_unit_struct(name: &'static str) |_, _visitor| not_a("a unit");
+        deserialize_bool() |_, _visitor| not_a("a boolean");
+        deserialize_i8() |_, _visitor| not_a("an integer");
+        deserialize_i16() |_, _visitor| not_a("an integer");
+        deserialize_i32() |_, _visitor| not_a("an integer");
+        deserialize_i64() |_, _visitor| not_a("an integer");
+        deserialize_i128() |_, _visitor| not_a("an integer");
+        deserialize_u8() |_, _visitor| not_a("an integer");
+        deserialize_u16() |_, _visitor| not_a("an integer");
+        deserialize_u32() |_, _visitor| not_a("an integer");
+        deserialize_u64() |_, _visitor| not_a("an integer");
+        deserialize_u128() |_, _visitor| not_a("an integer");
+        deserialize_f32() |_, _visitor| not_a("a number");
+        deserialize_f64() |_, _visitor| not_a("a number");
+        deserialize_char() |_, _visitor| not_a("a character");
+        deserialize_str() |_, _visitor| not_a("a string");
+        deserialize_string() |_, _visitor| not_a("a string");
+        deserialize_bytes() |_, _visitor| not_a("bytes");
+        deserialize_byte_buf() |_, _visitor| not_a("bytes");
+        deserialize_unit() |_, _visitor| not_a("a unit");
+        deserialize_seq() |_, _visitor| not_a("a sequence");
+        deserialize_identifier() |_, _visitor| not_a("an identifier");
     }
 }
 

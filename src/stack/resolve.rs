@@ -274,17 +274,21 @@ impl Document {
             // No overlay: the base as it is (no copy of a large stack).
             return deserialize_stack(&self.base, &self.locator(env));
         }
-        // Read in place (`Layered`) unless the stack is large enough for its
-        // services to deserialise in parallel; on any error the layers are
-        // merged and deserialised again, which locates every error.
-        let large = self.base.get("services").and_then(Value::as_mapping).is_some_and(|s| s.len() >= PARALLEL_SERVICES);
-        if !large {
-            let values = std::iter::once(&self.base).chain(layers.iter().map(|(_, v)| *v));
-            if let Ok(stack) = Stack::deserialize(Layered::new(values)) {
-                return Ok(stack);
-            }
+        // Read in place unless the stack is large enough for its services to
+        // deserialise in parallel; on any error the layers are merged and
+        // deserialised again, which locates every error.
+        if parallel_services_of(&self.base).is_none()
+            && let Ok(stack) = self.in_place(&layers)
+        {
+            return Ok(stack);
         }
         deserialize_stack(&self.merged(env), &self.locator(env))
+    }
+
+    /// The base with `layers` applied, deserialised without a merged copy
+    /// (`Layered`).
+    fn in_place(&self, layers: &[(String, &Value)]) -> Result<Stack, serde_yaml::Error> {
+        Stack::deserialize(Layered::new(std::iter::once(&self.base).chain(layers.iter().map(|(_, v)| *v))))
     }
 
     /// The base with every layer of `env` merged into a copy.
@@ -452,10 +456,7 @@ fn deserialize_stack(value: &Value, loc: &Locator<'_>) -> Result<Stack, Vec<Diag
 /// has few services or anything fails to deserialise.
 fn parallel_services(value: &Value) -> Option<Stack> {
     let map = value.as_mapping()?;
-    let services = map.get("services")?.as_mapping()?;
-    if services.len() < PARALLEL_SERVICES {
-        return None;
-    }
+    let services = parallel_services_of(value)?;
     let rest: Mapping =
         map.iter().filter(|(k, _)| k.as_str() != Some("services")).map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut stack = Stack::deserialize(&Value::Mapping(rest)).ok()?;
@@ -471,6 +472,12 @@ fn parallel_services(value: &Value) -> Option<Stack> {
     }
     stack.services = all;
     Some(stack)
+}
+
+/// The services of a stack that has enough of them to deserialise them in
+/// parallel (`PARALLEL_SERVICES`).
+fn parallel_services_of(value: &Value) -> Option<&Mapping> {
+    value.get("services")?.as_mapping().filter(|s| s.len() >= PARALLEL_SERVICES)
 }
 
 /// Deserialises `value`, collecting every error: after each one the
@@ -656,8 +663,7 @@ mod tests {
             let d = doc(text);
             for env in d.env_names() {
                 let layers = d.layers(&env);
-                let values = std::iter::once(&d.base).chain(layers.iter().map(|(_, v)| *v));
-                let in_place = Stack::deserialize(Layered::new(values)).unwrap();
+                let in_place = d.in_place(&layers).unwrap();
                 let merged = Stack::deserialize(&d.merged(&env)).unwrap();
                 assert_eq!(format!("{in_place:?}"), format!("{merged:?}"), "{file} {env}");
                 envs += usize::from(!layers.is_empty());

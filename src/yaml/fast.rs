@@ -343,7 +343,7 @@ impl<'a> Parser<'a> {
     /// `key: &name` (stack files): the block collection below the key,
     /// remembered for aliases. An anchor on anything else falls back.
     fn anchored(&mut self, col: usize, inline: &'a str) -> Option<Doc<'a>> {
-        let name = inline.get(1..).filter(|n| is_anchor_name(n))?;
+        let name = anchor(inline)?;
         let at = self.anchors.len();
         // An alias inside the node it names refers to no anchor yet.
         self.anchors.push((name, None));
@@ -361,12 +361,7 @@ impl<'a> Parser<'a> {
     /// that name. Falls back when there is none, or when aliases repeat
     /// more than the loader allows (it then says so).
     fn alias(&mut self, s: &'a str) -> Option<(Doc<'a>, &'a str)> {
-        let body = s.get(1..)?;
-        let end = body.find(' ').unwrap_or(body.len());
-        let (name, rest) = body.split_at(end);
-        if !is_anchor_name(name) {
-            return None;
-        }
+        let (name, rest) = alias(s)?;
         let (_, anchored) = self.anchors.iter().rev().find(|(n, _)| *n == name)?;
         let anchored = anchored.as_ref()?;
         self.alias_weight += anchored.weight;
@@ -445,7 +440,7 @@ impl<'a> Parser<'a> {
                 (value, "") => Some(Doc::String(value)),
                 _ => None,
             },
-            b'|' => self.literal(col, literal_chomp(s)?).map(|text| Doc::String(Cow::Owned(text))),
+            b'|' => self.block_scalar(col, s).map(|text| Doc::String(Cow::Owned(text))),
             b'{' => (s == "{}").then(|| Doc::Object(Vec::new())),
             b'[' => (s == "[]").then(|| Doc::Array(Vec::new())),
             _ if plain_start(s) && plain_end(s).is_none() => resolve_plain(s),
@@ -460,8 +455,7 @@ impl<'a> Parser<'a> {
             b'\'' => single_quoted(s).map(|(v, rest)| (Doc::String(v), rest))?,
             b'{' | b'[' => self.flow(s)?,
             b'*' => self.alias(s)?,
-            b'|' => return self.literal(col, literal_chomp(s)?).map(|text| Doc::String(Cow::Owned(text))),
-            b'>' => return self.folded(col, folded_chomp(s)?).map(|text| Doc::String(Cow::Owned(text))),
+            b'|' | b'>' => return self.block_scalar(col, s).map(|text| Doc::String(Cow::Owned(text))),
             _ => {
                 let (text, rest) = match plain_end(s) {
                     None => (s, ""),
@@ -595,38 +589,32 @@ impl<'a> Parser<'a> {
         Some(BlockLines { lines, trailing: blanks, last_break, chomp })
     }
 
-    /// A literal block scalar (`|`): its lines as written.
-    fn literal(&mut self, parent: usize, chomp: Chomp) -> Option<String> {
+    /// A block scalar in the collection at column `parent` whose header
+    /// (`|`, `>`, with `-` or `+`) is `header`, from the next line on.
+    /// Literal (`|`): the lines as written. Folded (`>`, stack files only):
+    /// a line break between two lines becomes a space, and `n` blank lines
+    /// between them become `n` line breaks; lines indented more than the
+    /// first (which keep their breaks) and blank lines before the first
+    /// fall back.
+    fn block_scalar(&mut self, parent: usize, header: &str) -> Option<String> {
+        let folded = match header.as_bytes().first() {
+            Some(b'|') => false,
+            Some(b'>') => true,
+            _ => return None,
+        };
+        let chomp = block_chomp(header.get(1..)?)?;
         let block = self.block_lines(parent, chomp)?;
         let mut out = String::new();
-        for (i, (blanks, text)) in block.lines.iter().enumerate() {
-            if i > 0 {
-                out.push('\n');
-            }
-            out.extend(std::iter::repeat_n('\n', *blanks));
-            out.push_str(text);
-        }
-        Some(block.chomped(out))
-    }
-
-    /// A folded block scalar (`>`, stack files): a line break between two
-    /// lines becomes a space, and `n` blank lines between them become `n`
-    /// line breaks. Lines indented more than the first (which keep their
-    /// breaks) and blank lines before the first fall back.
-    fn folded(&mut self, parent: usize, chomp: Chomp) -> Option<String> {
-        if self.mode != Mode::Input {
-            return None;
-        }
-        let block = self.block_lines(parent, chomp)?;
-        let mut out = String::new();
-        for (i, (blanks, text)) in block.lines.iter().enumerate() {
-            if text.starts_with([' ', '\t']) || (i == 0 && *blanks > 0) {
+        for (i, &(blanks, text)) in block.lines.iter().enumerate() {
+            if folded && (text.starts_with([' ', '\t']) || (i == 0 && blanks > 0)) {
                 return None;
             }
-            if i > 0 && *blanks == 0 {
+            if i > 0 && !folded {
+                out.push('\n');
+            } else if i > 0 && blanks == 0 {
                 out.push(' ');
             }
-            out.extend(std::iter::repeat_n('\n', *blanks));
+            out.extend(std::iter::repeat_n('\n', blanks));
             out.push_str(text);
         }
         Some(block.chomped(out))
@@ -675,7 +663,7 @@ pub(super) fn closes_on_line(s: &str) -> bool {
 
 /// Whether what follows a value on its line is nothing, or a comment
 /// separated from it by a space.
-fn comment_or_nothing(rest: &str) -> bool {
+pub(super) fn comment_or_nothing(rest: &str) -> bool {
     rest.is_empty() || (rest.starts_with(' ') && rest.trim_start_matches(' ').starts_with('#'))
 }
 
@@ -720,25 +708,32 @@ fn resolve_core(s: &str) -> Option<Doc<'_>> {
     })
 }
 
-/// The chomping of a literal block scalar's header: `|`, `|-` or `|+`
-/// alone (indentation indicators and comments fall back).
-fn literal_chomp(s: &str) -> Option<Chomp> {
+/// The chomping indicator after a block scalar's `|` or `>`: none, `-` or
+/// `+` alone (indentation indicators and comments fall back).
+fn block_chomp(s: &str) -> Option<Chomp> {
     match s {
-        "|" => Some(Chomp::Clip),
-        "|-" => Some(Chomp::Strip),
-        "|+" => Some(Chomp::Keep),
+        "" => Some(Chomp::Clip),
+        "-" => Some(Chomp::Strip),
+        "+" => Some(Chomp::Keep),
         _ => None,
     }
 }
 
-/// The chomping of a folded block scalar's header: `>`, `>-` or `>+` alone.
-fn folded_chomp(s: &str) -> Option<Chomp> {
-    literal_chomp(&s.replacen('>', "|", 1))
+/// An anchor or alias name the fast path takes: letters, digits, `_`, `-`.
+fn is_anchor_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// An anchor or alias name the fast path takes: letters, digits, `_`, `-`.
-pub(super) fn is_anchor_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+/// The name of `&name` when that is all of `s` (an anchor before a block).
+pub(super) fn anchor(s: &str) -> Option<&str> {
+    s.strip_prefix('&').filter(|name| is_anchor_name(name))
+}
+
+/// `*name` at the start of `s`: the name and the text after it.
+pub(super) fn alias(s: &str) -> Option<(&str, &str)> {
+    let body = s.strip_prefix('*')?;
+    let (name, rest) = body.split_at(body.find(' ').unwrap_or(body.len()));
+    is_anchor_name(name).then_some((name, rest))
 }
 
 /// The weight of `doc` as the loader counts an alias of it (every node but

@@ -23,7 +23,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::Pos;
-use super::fast::{closes_on_line, is_anchor_name, is_seq_entry};
+use super::fast::{alias, anchor, closes_on_line, comment_or_nothing, is_seq_entry};
 use super::load::resolve_plain_core;
 
 /// What the index knows about a path.
@@ -127,10 +127,8 @@ pub fn index(text: &str) -> Option<KeyIndex> {
         i += 1;
         let mut value = value.trim_start_matches(' ');
         // `key: &name` anchors the block below; its keys are written there.
-        if let Some(name) = value.strip_prefix('&') {
-            if !is_anchor_name(name) {
-                return None;
-            }
+        if value.starts_with('&') {
+            anchor(value)?;
             value = "";
         }
         if value.is_empty() || value.starts_with('#') {
@@ -161,9 +159,7 @@ pub fn index(text: &str) -> Option<KeyIndex> {
             }
             // `key: *name`: the key is written here, and nothing under it
             // (the event parser records no position inside an alias).
-            b'*' if value[1..].split(' ').next().is_some_and(is_anchor_name)
-                && value[1..].split_once(' ').is_none_or(|(_, rest)| rest.trim_start_matches(' ').starts_with('#')) => {
-            }
+            b'*' if alias(value).is_some_and(|(_, rest)| comment_or_nothing(rest)) => {}
             // Other anchors and aliases, tags and reserved indicators; a `-`
             // entry after a key.
             b'&' | b'*' | b'!' | b'@' | b'`' | b'%' | b'?' => return None,
