@@ -128,22 +128,23 @@ fn parse_doc_in(text: &str, mode: Mode) -> Option<(Doc<'_>, isize)> {
 
 /// The lines of `text` (without their `\n`) and whether it holds a tab, or
 /// `None` when a character or trailing whitespace puts the text outside the
-/// subset. One pass over the bytes.
+/// subset. A few passes that each go many bytes at a time (a branch-free
+/// fold the compiler vectorises, `memchr`, `is_ascii`): one pass with a
+/// `match` per byte was 4% of the instructions of a built-in render.
 fn split_lines(text: &str) -> Option<(Vec<&str>, bool)> {
     let bytes = text.as_bytes();
+    // ASCII controls other than `\n` and `\t`, and DEL.
+    let control = |b: u8| (b < 0x20) & (b != b'\n') & (b != b'\t') | (b == 0x7F);
+    if bytes.iter().fold(false, |seen, &b| seen | control(b)) {
+        return None;
+    }
+    let tab = memchr::memchr(b'\t', bytes).is_some();
+    let non_ascii = !bytes.is_ascii();
     let mut lines = Vec::with_capacity(bytes.len() / 32);
-    let (mut start, mut tab, mut non_ascii) = (0, false, false);
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'\n' => {
-                lines.push(text.get(start..i)?);
-                start = i + 1;
-            }
-            b'\t' => tab = true,
-            0x20..=0x7E => {}
-            0x80.. => non_ascii = true,
-            _ => return None,
-        }
+    let mut start = 0;
+    for i in memchr::memchr_iter(b'\n', bytes) {
+        lines.push(text.get(start..i)?);
+        start = i + 1;
     }
     if start < bytes.len() {
         lines.push(text.get(start..)?);
