@@ -203,7 +203,7 @@ impl Builder<'_> {
     }
 
     fn environment(&mut self, c: &Container) -> Map<String> {
-        let mut m = Map::new();
+        let mut m = Map::default();
         for ef in &c.env_from {
             self.env_from(ef, &mut m);
         }
@@ -365,18 +365,18 @@ fn empty_service(name: String) -> ComposeService {
         command: Vec::new(),
         working_dir: None,
         user: None,
-        environment: Map::new(),
+        environment: Map::default(),
         ports: Vec::new(),
         volumes: Vec::new(),
         tmpfs: Vec::new(),
         configs: Vec::new(),
         secrets: Vec::new(),
         healthcheck: None,
-        depends_on: Map::new(),
+        depends_on: Map::default(),
         network_mode: None,
         networks: Vec::new(),
         restart: "unless-stopped",
-        labels: Map::new(),
+        labels: Map::default(),
         replicas: 1,
         limits: None,
         reservations: None,

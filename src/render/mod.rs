@@ -133,7 +133,7 @@ pub fn render(
 ) -> Result<Rendered> {
     let base = kubernetes::base_context(stack, env);
     let root = format!("{}/{env}", stack.name);
-    let mut initdb = crate::stack::model::Map::new();
+    let mut initdb = crate::stack::model::Map::default();
     for (name, d) in stack.datastores.iter().filter(|(_, d)| !d.extensions.is_empty()) {
         initdb.insert(name.clone(), initdb_sql(tpl_env, &base, name, d)?);
     }

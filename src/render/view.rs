@@ -20,7 +20,7 @@ const DEFAULT_UID: i64 = 10001;
 
 /// Labels on every object of a stack.
 pub fn common_labels(stack: &Stack) -> Map<String> {
-    let mut m = Map::new();
+    let mut m = Map::default();
     m.insert("app.kubernetes.io/part-of".into(), stack.name.clone());
     m.insert("app.kubernetes.io/managed-by".into(), "stackgen".into());
     for (k, v) in &stack.labels {
@@ -31,7 +31,7 @@ pub fn common_labels(stack: &Stack) -> Map<String> {
 
 /// Labels that select one workload's pods.
 pub fn selector(stack: &Stack, workload: &str) -> Map<String> {
-    let mut m = Map::new();
+    let mut m = Map::default();
     m.insert("app.kubernetes.io/name".into(), workload.to_string());
     m.insert("app.kubernetes.io/part-of".into(), stack.name.clone());
     m
@@ -298,7 +298,7 @@ fn container(stack: &Stack, name: &str, c: &crate::stack::model::Container) -> C
             }
         })
         .collect();
-    let mut probes = Map::new();
+    let mut probes = Map::default();
     for (kind, p) in
         [("liveness", &c.probes.liveness), ("readiness", &c.probes.readiness), ("startup", &c.probes.startup)]
     {
@@ -406,7 +406,7 @@ pub fn workload(stack: &Stack, name: &str, svc: &Service) -> WorkloadView {
         annotations.insert("stackgen.io/security-exception".into(), reason.clone());
     }
     let uid = svc.security.run_as_user.unwrap_or(if svc.security.run_as_root { 0 } else { DEFAULT_UID });
-    let mut object_annotations = Map::new();
+    let mut object_annotations = Map::default();
     if !crate::render::task::gating(stack, name).is_empty() {
         // After the tasks it waits for, which run in wave 0.
         object_annotations.insert("argocd.argoproj.io/sync-wave".into(), "1".into());

@@ -463,7 +463,7 @@ fn parallel_services(value: &Value) -> Option<Stack> {
     let entries: Vec<(&Value, &Value)> = services.iter().collect();
     let typed =
         crate::par::map(&entries, |(k, v)| Some((String::deserialize(*k).ok()?, Service::deserialize(*v).ok()?)));
-    let mut all = crate::stack::model::Map::with_capacity(typed.len());
+    let mut all = crate::stack::model::Map::with_capacity_and_hasher(typed.len(), Default::default());
     for entry in typed {
         let (name, service) = entry?;
         if all.insert(name, service).is_some() {
