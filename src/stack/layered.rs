@@ -60,7 +60,9 @@ impl<'a> Layered<'a> {
 /// and any other value becomes one more layer of the key.
 fn entries<'a>(maps: &[&'a Mapping]) -> Vec<(&'a Value, Vec<&'a Value>)> {
     let Some((first, rest)) = maps.split_first() else { return Vec::new() };
-    let mut merged: IndexMap<&'a Value, Vec<&'a Value>> = IndexMap::with_capacity(first.len());
+    // foldhash, as `model::Map`: the keys are hashed once per layer.
+    let mut merged: IndexMap<&'a Value, Vec<&'a Value>, foldhash::fast::RandomState> =
+        IndexMap::with_capacity_and_hasher(first.len(), Default::default());
     for (k, v) in first.iter() {
         merged.insert(k, vec![v]);
     }

@@ -149,7 +149,7 @@ pub struct Schema<'a> {
     /// Compiled nodes by the address of the schema value they came from
     /// (after `$ref`s), so a definition used in many places compiles once.
     /// Compiled nodes live as long as the process (see `compile`).
-    compiled: RwLock<HashMap<usize, &'a Node<'a>>>,
+    compiled: RwLock<HashMap<usize, &'a Node<'a>, foldhash::fast::RandomState>>,
 }
 
 /// A subschema, compiled on first use.
@@ -322,7 +322,7 @@ impl<'a> Schema<'a> {
     /// regexes compile on first use. Both are shared by every check, on
     /// every thread.
     pub fn new(doc: &'a Doc<'a>) -> Self {
-        Schema { doc, compiled: RwLock::new(HashMap::new()) }
+        Schema { doc, compiled: RwLock::new(HashMap::default()) }
     }
 
     /// The schema document.
