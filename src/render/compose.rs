@@ -127,9 +127,10 @@ pub fn literal(s: &str) -> String {
 
 /// The Compose variable carrying key `key` of secret `secret`.
 pub fn variable_name(stack: &Stack, secret: &str, key: &str) -> String {
-    let prefix = stack.secrets.get(secret).and_then(|s| s.variable_prefix.clone()).unwrap_or_default();
-    format!("{prefix}{key}")
+    let prefix = stack.secrets.get(secret).and_then(|s| s.variable_prefix.as_deref()).unwrap_or_default();
+    prefix
         .chars()
+        .chain(key.chars())
         .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
         .collect()
 }

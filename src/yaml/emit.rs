@@ -38,20 +38,21 @@ pub fn push_quoted(s: &str, out: &mut String) {
 /// or `64Mi` (digits and letters only, with a letter no number syntax
 /// uses) are plain too.
 pub fn is_plain_safe(s: &str) -> bool {
-    let mut chars = s.chars();
-    let Some(first) = chars.next() else {
+    // Every character allowed is ASCII, so the bytes are the characters.
+    let bytes = s.as_bytes();
+    let Some(&first) = bytes.first() else {
         return false;
     };
     if first.is_ascii_digit() {
         // No letter any number syntax uses (exponent, 0x/0o/0b prefixes).
-        return s.chars().all(|c| c.is_ascii_alphanumeric())
-            && s.chars().any(|c| c.is_ascii_alphabetic())
-            && !s.chars().any(|c| "eExXbBoO".contains(c));
+        return bytes.iter().all(u8::is_ascii_alphanumeric)
+            && bytes.iter().any(u8::is_ascii_alphabetic)
+            && !bytes.iter().any(|c| b"eExXbBoO".contains(c));
     }
-    if !(first.is_ascii_alphabetic() || first == '/') {
+    if !(first.is_ascii_alphabetic() || first == b'/') {
         return false;
     }
-    if !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-')) {
+    if !bytes.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'/' | b'-')) {
         return false;
     }
     !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(s))
@@ -82,7 +83,13 @@ pub fn double_quoted(s: &str) -> String {
 pub fn push_double_quoted(s: &str, out: &mut String) {
     out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
+    // Runs of printable ASCII other than `"` and the backslash are copied
+    // whole; the byte that ends a run starts a character (every byte before
+    // it is ASCII).
+    let mut rest = s;
+    while let Some(i) = rest.bytes().position(|b| !(0x20..=0x7E).contains(&b) || b == b'"' || b == b'\\') {
+        out.push_str(&rest[..i]);
+        let Some(c) = rest[i..].chars().next() else { break };
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -98,7 +105,9 @@ pub fn push_double_quoted(s: &str, out: &mut String) {
                 let _ = write!(out, "\\u{:04X}", c as u32);
             }
         }
+        rest = &rest[i + c.len_utf8()..];
     }
+    out.push_str(rest);
     out.push('"');
 }
 
