@@ -17,30 +17,35 @@ struct MiMalloc;
 /// An alignment every block `mi_malloc` returns already has.
 const PLAIN_ALIGN: usize = 8;
 
+/// A new block from `plain(size)` when every block has `layout`'s
+/// alignment, else from `aligned(size, alignment)`.
+///
+/// # Safety
+/// `layout`'s size is not zero (GlobalAlloc's contract).
+#[inline(always)]
+unsafe fn new_block(
+    layout: Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    // SAFETY: plain C calls with a size (and an alignment, a power of two).
+    unsafe {
+        if layout.align() <= PLAIN_ALIGN { plain(layout.size()) } else { aligned(layout.size(), layout.align()) }.cast()
+    }
+}
+
 // SAFETY: mimalloc is a thread-safe allocator; every pointer handed out
 // comes from it and goes back to it; a layout whose alignment the plain
 // entry points do not guarantee goes to the aligned ones.
 unsafe impl GlobalAlloc for MiMalloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: plain C calls with a size (and an alignment, a power of two).
-        unsafe {
-            if layout.align() <= PLAIN_ALIGN {
-                mi_malloc(layout.size()).cast()
-            } else {
-                mi_malloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        // SAFETY: GlobalAlloc's contract: a size that is not zero.
+        unsafe { new_block(layout, mi_malloc, mi_malloc_aligned) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as in `alloc`.
-        unsafe {
-            if layout.align() <= PLAIN_ALIGN {
-                mi_zalloc(layout.size()).cast()
-            } else {
-                mi_zalloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        unsafe { new_block(layout, mi_zalloc, mi_zalloc_aligned) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
