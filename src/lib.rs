@@ -6,6 +6,7 @@
 //! memory) -> `output` (compare, write atomically, prune). Only the first
 //! and last stages touch the file system.
 
+pub mod alloc;
 pub mod cli;
 pub mod diagnostic;
 pub mod diff;
