@@ -116,6 +116,19 @@ def main():
             f"**{ratio:.2f} ± {err:.2f}**"
         )
         w("")
+        # The same denominator for the rows that bound the ratio from below.
+        parts = []
+        for cid, what in (
+            ("builtin-check", "render --check (everything but writing)"),
+            ("untar", "writing the same tree alone (`tar -xf`)"),
+            ("version", "starting stackgen (`--version`)"),
+        ):
+            c = by_id.get(cid)
+            if c and c["status"] == "ok":
+                parts.append(f"{what} {fmt_ms(c['mean'])} ms = {c['mean'] / k['mean']:.3f}")
+        if parts:
+            w("Against the same kustomize run: " + "; ".join(parts) + ".")
+            w("")
 
     # Cost per service and its growth.
     w("**Cost per service** (mean time / services):")
@@ -171,6 +184,8 @@ def main():
     w("$BIN render --all --quiet --out $OUT                          # built-in stacks")
     w("$BIN render --all --check --quiet --out $TREE                 # up-to-date tree")
     w("kubectl kustomize $TREE/loops/prod/kubernetes")
+    w("tar -xf $WORK/tree.tar -C $UNTAR -m --no-same-owner --no-same-permissions   # the tree above, archived; $UNTAR/rendered moved aside before each run")
+    w("$BIN --version")
     w("$BIN render --all --quiet --stacks $STACKS/kN --out $OUT      # generated: bench/gen_stack.py N $STACKS/kN")
     w("$BIN render --all --check --quiet --stacks $STACKS/kN --out $OUT")
     w("$BIN render --all --quiet --stacks $STACKS/kN --out $SHM/kN   # $SHM: a directory on /dev/shm (tmpfs)")
