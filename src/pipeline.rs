@@ -253,7 +253,7 @@ fn load_with(
     // it. Results keep the order of `jobs`.
     let weight = |job: &Job| match job {
         Job::Engine => usize::MAX,
-        Job::Parse(f) => f.text.as_ref().map_or(0, String::len),
+        Job::Parse(f) => f.text.as_ref().map_or(0, |t| t.len()),
     };
     let done = crate::par::map_heaviest_first(&jobs, 2, weight, |job| match job {
         Job::Parse(f) => Done::Parsed(Box::new(Document::parse(f))),

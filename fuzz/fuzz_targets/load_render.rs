@@ -23,7 +23,7 @@ fn validator() -> &'static stackgen::validate::Validator {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8(data.to_vec()).map_err(|e| e.to_string());
+    let text = String::from_utf8(data.to_vec()).map(Into::into).map_err(|e| e.to_string());
     let src = SourceFile { name: "fuzz".into(), display: "fuzz.yaml".into(), text };
     let Ok(doc) = Document::parse(&src) else { return };
     for env in doc.env_names() {

@@ -27,7 +27,7 @@ pub const DEFAULT_ENV: &str = "default";
 pub struct Document {
     pub name: String,
     pub file: String,
-    pub text: String,
+    pub text: std::sync::Arc<String>,
     base: Value,
     /// Positions of every field path, computed from `text` when a
     /// diagnostic first needs one (most runs never do).
@@ -619,7 +619,8 @@ mod tests {
     use super::*;
 
     fn doc(text: &str) -> Document {
-        Document::parse(&SourceFile { name: "t".into(), display: "t.yaml".into(), text: Ok(text.into()) }).unwrap()
+        Document::parse(&SourceFile { name: "t".into(), display: "t.yaml".into(), text: Ok(text.to_string().into()) })
+            .unwrap()
     }
 
     /// A stack of `n` services, one of them written `broken` when asked.

@@ -1127,7 +1127,8 @@ mod tests {
             let port = if i % 30 == 7 { "Bad_Port" } else { "http" };
             text.push_str(&format!("  s{i:03}:\n    image: r/s:1\n    ports: {{{port}: 80}}\n"));
         }
-        let file = crate::stack::source::SourceFile { name: "t".into(), display: "t.yaml".into(), text: Ok(text) };
+        let file =
+            crate::stack::source::SourceFile { name: "t".into(), display: "t.yaml".into(), text: Ok(text.into()) };
         let doc = crate::stack::resolve::Document::parse(&file).unwrap();
         let stack = doc.resolve("default").unwrap();
         let found = validate(&stack, "t", &doc.locator("default"));
