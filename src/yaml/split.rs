@@ -145,12 +145,12 @@ pub fn parse_parallel(text: &str) -> Option<Value> {
     let threads = crate::par::threads();
     let per_piece = keys.len().div_ceil(threads * 4);
     let mut pieces: Vec<(Cow<str>, usize)> = Vec::new();
-    let mut rest = String::with_capacity(start + (text.len() - end) + 1);
+    // Each piece ends as the file does: with or without a line break (a
+    // line break added after a last line of spaces changed the block
+    // scalar it ended, in yaml-rust2).
+    let mut rest = String::with_capacity(start + (text.len() - end));
     rest.push_str(&text[..start]);
     rest.push_str(&text[end..]);
-    if !rest.ends_with('\n') {
-        rest.push('\n');
-    }
     pieces.push((Cow::Owned(rest), 0));
     let mut bounds: Vec<usize> = keys.iter().step_by(per_piece).copied().collect();
     bounds[0] = start;
@@ -167,10 +167,8 @@ pub fn parse_parallel(text: &str) -> Option<Value> {
             let through = memchr::memchr(b'\n', &text.as_bytes()[w[1]..]).map_or(text.len(), |n| w[1] + n + 1);
             Cow::Borrowed(&text[w[0]..through])
         } else {
+            // When more text follows, `w[1]` starts a line.
             let mut piece = text[w[0]..w[1]].to_string();
-            if !piece.ends_with('\n') {
-                piece.push('\n');
-            }
             if w[1] < text.len() {
                 let indent = text[keys[0]..].len() - text[keys[0]..].trim_start_matches(' ').len();
                 piece.push_str(&format!("{}{SENTINEL}: ~\n", " ".repeat(indent)));
@@ -275,7 +273,14 @@ mod tests {
                 text.push_str(&format!("  svc-{i:03}:\n    notes: |+\n      line {i}\n\n\n"));
             }
         }
-        for tail in ["", "secrets:\n  app: {}\n", "# the end\n"] {
+        for tail in [
+            "",
+            "secrets:\n  app: {}\n",
+            "# the end\n",
+            // A last line of spaces, no line break: found by fuzz target load_split.
+            "secrets:\n    b: |\n     /   x\n\n        tail\n     ",
+            "  svc-999:\n    notes: |\n      /   x\n\n         tail\n      ",
+        ] {
             let text = format!("{text}{tail}");
             assert_eq!(parse_parallel(&text), Some(sequential(&text)), "tail {tail:?}");
         }
