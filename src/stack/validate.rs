@@ -231,12 +231,10 @@ impl Checker<'_> {
         let mut container_names = BTreeSet::new();
         container_names.insert(main_name(name, svc));
         for (n, _) in svc.sidecars.iter().chain(&svc.init) {
-            self.label_name(&path!(base, ".sidecars.", n), "container", n);
+            let path = path!(base, ".sidecars.", n);
+            self.label_name(&path, "container", n);
             if !container_names.insert(n.clone()) {
-                self.err(
-                    &path!(base, ".sidecars.", n),
-                    format!("container name `{n}` is used twice in service `{name}`"),
-                );
+                self.err(&path, format!("container name `{n}` is used twice in service `{name}`"));
             }
         }
         if let Some(cn) = &svc.container_name {
@@ -270,8 +268,9 @@ impl Checker<'_> {
                 self.port(&path!(path, ".ports.", pn), pn, p);
             }
         }
-        self.labels(&path!(base, ".labels"), &svc.labels);
-        self.reserved_labels(&path!(base, ".labels"), &svc.labels);
+        let labels = path!(base, ".labels");
+        self.labels(&labels, &svc.labels);
+        self.reserved_labels(&labels, &svc.labels);
         if let Some(m) = &svc.metrics {
             match &svc.expose {
                 Some(e) if e.ports.iter().any(|p| p.target == m.port) => {}

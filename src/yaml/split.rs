@@ -62,6 +62,8 @@ struct Layout {
     end: usize,
     /// The lines that start a service's key.
     keys: Vec<usize>,
+    /// The services' indentation (that of their keys).
+    indent: usize,
 }
 
 /// Checks that `text` has the plain shape a split needs (see the module
@@ -128,15 +130,13 @@ fn layout(text: &str) -> Option<Layout> {
             keys.push(here);
         }
     }
-    let start = start?;
-    indent?;
-    Some(Layout { start, end: end.unwrap_or(text.len()), keys })
+    Some(Layout { start: start?, end: end.unwrap_or(text.len()), keys, indent: indent? })
 }
 
 /// Parses `text` in pieces on all cores; `None` when it cannot be done
 /// safely (see the module documentation).
 pub fn parse_parallel(text: &str) -> Option<Value> {
-    let Layout { start, end, keys } = layout(text)?;
+    let Layout { start, end, keys, indent } = layout(text)?;
     if keys.len() < 64 {
         return None;
     }
@@ -170,7 +170,6 @@ pub fn parse_parallel(text: &str) -> Option<Value> {
             // When more text follows, `w[1]` starts a line.
             let mut piece = text[w[0]..w[1]].to_string();
             if w[1] < text.len() {
-                let indent = text[keys[0]..].len() - text[keys[0]..].trim_start_matches(' ').len();
                 piece.push_str(&format!("{}{SENTINEL}: ~\n", " ".repeat(indent)));
             }
             Cow::Owned(piece)
@@ -187,30 +186,25 @@ pub fn parse_parallel(text: &str) -> Option<Value> {
         let Value::Mapping(m) = value else { return None };
         maps.push(m);
     }
-    drop(pieces);
-    let mut all = Mapping::with_capacity(keys.len());
-    let count = maps.len();
-    let mut maps = maps.into_iter().enumerate().peekable();
-    while let Some((i, m)) = maps.next() {
-        // The piece's own last key: the next piece's first (read from the
-        // same line, so the same key), or the sentinel. Nothing else may
-        // stand there. The text holds no sentinel (see `layout`), so the
-        // one added is the only one.
+    // Each piece's own last key: the next piece's first (read from the same
+    // line, so the same key), or the sentinel. Nothing else may stand
+    // there. The text holds no sentinel (see `layout`), so the one added is
+    // the only one.
+    let followed = end < text.len();
+    for (i, m) in maps.iter().enumerate() {
         let (key, value) = m.iter().last()?;
-        let own_last = if i + 1 < count {
-            if maps.peek().and_then(|(_, next)| next.iter().next()).map(|(k, _)| k) != Some(key) {
-                return None;
-            }
-            true
-        } else if end < text.len() {
-            if key.as_str() != Some(SENTINEL) || !value.is_null() {
-                return None;
-            }
-            true
-        } else {
-            false
+        let own = match maps.get(i + 1) {
+            Some(next) => next.iter().next().map(|(k, _)| k) == Some(key),
+            None => !followed || (key.as_str() == Some(SENTINEL) && value.is_null()),
         };
-        let keep = m.len() - usize::from(own_last);
+        if !own {
+            return None;
+        }
+    }
+    let count = maps.len();
+    let mut all = Mapping::with_capacity(keys.len());
+    for (i, m) in maps.into_iter().enumerate() {
+        let keep = m.len() - usize::from(i + 1 < count || followed);
         for (k, v) in m.into_iter().take(keep) {
             if all.insert(k, v).is_some() {
                 return None;
