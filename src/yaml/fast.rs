@@ -245,15 +245,17 @@ impl<'a> Parser<'a> {
     /// consuming it.
     fn peek(&mut self) -> Option<Next<'a>> {
         while let Some(&line) = self.lines.get(self.pos) {
-            let rest = line.trim_start_matches(' ');
-            if rest.is_empty() || rest.starts_with('#') {
+            // Bytes, not chars: a space is one byte, and so are `#` and tab.
+            let bytes = line.as_bytes();
+            let indent = bytes.iter().take_while(|&&b| b == b' ').count();
+            if matches!(bytes.get(indent), None | Some(b'#')) {
                 self.pos += 1;
                 continue;
             }
-            if self.tab && line.contains('\t') {
+            if self.tab && memchr::memchr(b'\t', bytes).is_some() {
                 return None;
             }
-            let indent = line.len() - rest.len();
+            let rest = line.get(indent..)?;
             if indent == 0 && (rest.starts_with("---") || rest.starts_with("...")) {
                 return None;
             }
@@ -788,7 +790,7 @@ fn split_entry(s: &str) -> Option<Entry<'_>> {
 /// end (`b':'`), or of the first space followed by `#` (`b'#'`).
 fn plain_end(s: &str) -> Option<(usize, u8)> {
     let bytes = s.as_bytes();
-    bytes.iter().enumerate().find_map(|(i, &b)| match (b, bytes.get(i + 1)) {
+    memchr::memchr2_iter(b':', b' ', bytes).find_map(|i| match (bytes[i], bytes.get(i + 1)) {
         (b':', None | Some(b' ')) => Some((i, b':')),
         (b' ', Some(b'#')) => Some((i, b'#')),
         _ => None,
@@ -798,13 +800,19 @@ fn plain_end(s: &str) -> Option<(usize, u8)> {
 /// Whether a plain scalar can start `s`: a character that is no indicator
 /// (`-` only before a non-space).
 fn plain_start(s: &str) -> bool {
-    let mut chars = s.chars();
-    match chars.next() {
-        None => false,
-        Some('-') => chars.next().is_some_and(|c| c != ' '),
-        Some(c) if c.is_ascii() => c.is_ascii_alphanumeric() || "$()+./;<=\\^_~".contains(c),
+    // Bytes: a non-ASCII character's first byte is not ASCII either.
+    match *s.as_bytes() {
+        [] => false,
+        [b'-', ..] => s.as_bytes().get(1).is_some_and(|&b| b != b' '),
+        [b, ..] if b.is_ascii() => {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'$' | b'(' | b')' | b'+' | b'.' | b'/' | b';' | b'<' | b'=' | b'\\' | b'^' | b'_' | b'~'
+                )
+        }
         // Any other printable character (checked for the whole text).
-        Some(_) => true,
+        [_, ..] => true,
     }
 }
 
