@@ -380,6 +380,31 @@ fn template_override_changes_only_its_output() {
     assert_eq!(doc["metadata"]["annotations"]["example.com/overridden"], "yes", "{ns}");
 }
 
+/// An override written against the `metadata` macro, as the docs show it,
+/// renders what the embedded template (which includes `_metadata.yaml.j2`
+/// directly) renders: the macro stays for overrides and writes the same.
+#[test]
+fn override_using_the_metadata_macro_renders_the_same() {
+    let tmp = shop_dir();
+    Test::new().args(["render", "shop", "--out", "plain"]).current_dir(tmp.path()).run().code(0);
+    let tpl = std::fs::read_to_string(common::repo().join("templates/kubernetes/service.yaml.j2")).unwrap();
+    let include = "{% with name = s.name, labels = s.labels, annotations = {} %}\
+                   {% include \"kubernetes/_metadata.yaml.j2\" %}{% endwith %}\n";
+    assert!(tpl.contains(include), "{tpl}");
+    let tpl = tpl.replacen(include, "{{ k.metadata(s.name, s.labels) -}}\n", 1);
+    write(
+        tmp.path(),
+        "tpl/kubernetes/service.yaml.j2",
+        format!("{{% import \"kubernetes/_macros.yaml.j2\" as k %}}\n{tpl}"),
+    );
+    let out =
+        Test::new().args(["render", "shop", "--out", "custom", "--templates", "tpl"]).current_dir(tmp.path()).run();
+    out.code(0);
+    let plain = tree(&tmp.path().join("plain"));
+    assert!(plain.keys().any(|k| k.contains("/service-")), "{:#?}", plain.keys());
+    assert_eq!(plain, tree(&tmp.path().join("custom")));
+}
+
 /// Renders `shop` with `tpl` as the namespace template override; returns
 /// the run, having checked it failed with exit 2 and wrote nothing.
 fn broken_override(tpl: &str) -> common::Output {
