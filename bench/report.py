@@ -44,12 +44,12 @@ def load_cases(path):
 
 
 def timing(json_dir, case):
-    """(mean s, stddev s, runs, mean user+system CPU s) of a case from its hyperfine export."""
+    """(mean s, stddev s, median s, runs, mean user+system CPU s) of a case from its hyperfine export."""
     with open(os.path.join(json_dir, case["json"]), encoding="utf-8") as f:
         data = json.load(f)
     for r in data["results"]:
         if r["command"] == case["name"]:
-            return r["mean"], r["stddev"] or 0.0, len(r["times"]), r["user"] + r["system"]
+            return r["mean"], r["stddev"] or 0.0, r["median"], len(r["times"]), r["user"] + r["system"]
     raise SystemExit(f"report: no result `{case['name']}` in {case['json']}")
 
 
@@ -74,7 +74,7 @@ def main():
 
     for c in cases:
         if c["status"] == "ok":
-            c["mean"], c["sd"], c["runs"], c["cpu"] = timing(json_dir, c)
+            c["mean"], c["sd"], c["median"], c["runs"], c["cpu"] = timing(json_dir, c)
 
     out = []
     w = out.append
@@ -83,23 +83,24 @@ def main():
     for k, v in env:
         w(f"- {k}: {v}")
     w("")
-    w("| case | services | files | runs | mean ± stddev (ms) | CPU user+sys (ms) | ms / service | max RSS (MB) |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    w("| case | services | files | runs | mean ± stddev (ms) | median (ms) | CPU user+sys (ms) | ms / service | max RSS (MB) |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in cases:
         n = f"{c['n']:,}" if c["n"] else "–"
         if c["status"] != "ok":
-            w(f"| {c['label']} | {n} | – | – | **REJECTED**: {c['note'].replace('|', '/')} | – | – | – |")
+            w(f"| {c['label']} | {n} | – | – | **REJECTED**: {c['note'].replace('|', '/')} | – | – | – | – |")
             continue
-        per = f"{c['mean'] * 1000 / c['n']:.3f}" if c["n"] else "–"
+        per = f"{c['median'] * 1000 / c['n']:.3f}" if c["n"] else "–"
         rss = f"{mib(c['rss_kib']):.1f}" if c["rss_kib"] is not None else "–"
         w(
             f"| {c['label']} | {n} | {c['files']} | {c['runs']} | {fmt_ms(c['mean'])} ± {fmt_ms(c['sd'])} "
-            f"| {fmt_ms(c['cpu'])} | {per} | {rss} |"
+            f"| {fmt_ms(c['median'])} | {fmt_ms(c['cpu'])} | {per} | {rss} |"
         )
     w("")
     w("max RSS: MiB (2^20 bytes) of peak resident set size; built-in cases: one extra `/usr/bin/time -v` run,")
     w("generated stacks: `/usr/bin/time -f %M` around every timed run, the largest shown. CPU: hyperfine's mean")
-    w("user + system time, which a loaded machine disturbs less than the wall time.")
+    w("user + system time, which a loaded machine disturbs less than the wall time. ms / service and the")
+    w("cost-per-service verdicts use the median, which one slow run does not move.")
     w("")
 
     by_id = {c["id"]: c for c in cases}
@@ -131,7 +132,7 @@ def main():
             w("")
 
     # Cost per service and its growth.
-    w("**Cost per service** (mean time / services):")
+    w("**Cost per service** (median time / services):")
     w("")
     for suffix, what in (
         ("", "render, fresh output"),
@@ -139,7 +140,7 @@ def main():
         ("-tmpfs", "render into tmpfs"),
     ):
         pattern = re.compile(r"^k[0-9]+" + re.escape(suffix) + "$")
-        series = [(c["n"], c["mean"] / c["n"]) for c in cases if pattern.match(c["id"]) and c["status"] == "ok"]
+        series = [(c["n"], c["median"] / c["n"]) for c in cases if pattern.match(c["id"]) and c["status"] == "ok"]
         series.sort()
         if not series:
             continue
