@@ -164,6 +164,13 @@ impl<'a> Child<'a> {
     }
 }
 
+/// The order of a node's properties for lookup: by length, then by bytes.
+/// Most comparisons of a binary search then end on the lengths, without
+/// comparing any bytes (comparing names was 1% of checking documents).
+fn lookup_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes()))
+}
+
 /// What a schema allows beside its listed properties.
 enum Additional<'a> {
     Any,
@@ -190,7 +197,7 @@ struct Node<'a> {
     any_of: Option<Vec<Child<'a>>>,
     /// `properties`, as written (for "did you mean").
     known: Option<&'a [(Cow<'a, str>, Doc<'a>)]>,
-    /// `properties`, sorted by name.
+    /// `properties`, in [`lookup_order`] for binary search.
     properties: Vec<(&'a str, Child<'a>)>,
     required: Vec<&'a str>,
     pattern_properties: Vec<(Pattern<'a>, Child<'a>)>,
@@ -246,7 +253,7 @@ impl<'a> Node<'a> {
                 "properties" => {
                     n.known = v.as_object();
                     n.properties = entries(v);
-                    n.properties.sort_by(|a, b| a.0.cmp(b.0));
+                    n.properties.sort_by(|a, b| lookup_order(a.0, b.0));
                 }
                 "required" => n.required = v.as_array().into_iter().flatten().filter_map(Doc::as_str).collect(),
                 "patternProperties" => {
@@ -480,7 +487,7 @@ impl<'a> Schema<'a> {
                 }
                 for (k, child) in map {
                     let child_at = At::Key(at, k);
-                    if let Ok(i) = n.properties.binary_search_by(|(name, _)| (*name).cmp(k.as_ref())) {
+                    if let Ok(i) = n.properties.binary_search_by(|(name, _)| lookup_order(name, k)) {
                         self.walk(self.child(&n.properties[i].1), child, &child_at, out, depth + 1);
                         continue;
                     }
