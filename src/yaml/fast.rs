@@ -803,7 +803,7 @@ fn plain_start(s: &str) -> bool {
     // Bytes: a non-ASCII character's first byte is not ASCII either.
     match *s.as_bytes() {
         [] => false,
-        [b'-', ..] => s.as_bytes().get(1).is_some_and(|&b| b != b' '),
+        [b'-', ref rest @ ..] => rest.first().is_some_and(|&b| b != b' '),
         [b, ..] if b.is_ascii() => {
             b.is_ascii_alphanumeric()
                 || matches!(

@@ -52,6 +52,12 @@ fn is_blank(line: &str) -> bool {
     t.is_empty() || t.starts_with('#')
 }
 
+/// The offset just past the line that starts at `at`: after its line break,
+/// or the end of the text.
+fn line_end(text: &str, at: usize) -> usize {
+    memchr::memchr(b'\n', &text.as_bytes()[at..]).map_or(text.len(), |i| at + i + 1)
+}
+
 /// Where the services' lines are, found in one pass over the lines (see
 /// `layout`); byte offsets into the text.
 struct Layout {
@@ -87,7 +93,7 @@ fn layout(text: &str) -> Option<Layout> {
     let mut keys = Vec::new();
     let mut at = 0;
     while at < text.len() {
-        let next = memchr::memchr(b'\n', &bytes[at..]).map_or(text.len(), |i| at + i + 1);
+        let next = line_end(text, at);
         let line = text[at..next].trim_end_matches('\n');
         let here = at;
         at = next;
@@ -164,8 +170,7 @@ pub fn parse_parallel(text: &str) -> Option<Value> {
     let last = bounds.len() - 2;
     for (i, w) in bounds.windows(2).enumerate() {
         let piece = if i < last {
-            let through = memchr::memchr(b'\n', &text.as_bytes()[w[1]..]).map_or(text.len(), |n| w[1] + n + 1);
-            Cow::Borrowed(&text[w[0]..through])
+            Cow::Borrowed(&text[w[0]..line_end(text, w[1])])
         } else {
             // When more text follows, `w[1]` starts a line.
             let mut piece = text[w[0]..w[1]].to_string();
