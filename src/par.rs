@@ -2,8 +2,8 @@
 //!
 //! Used wherever items are independent: stack files, environments,
 //! rendered documents, reading back the output tree, pieces of a large
-//! stack file. Each new thread is placed on a CPU other than its parent's
-//! before it starts (`on_threads`).
+//! stack file. The work is shared with helper threads that live as long
+//! as the process (`pool`), each placed on a CPU of its own.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -74,53 +74,34 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Runs `work(i)` on the calling thread (`i` = 0) and on `n - 1` new
-/// threads (`i` = 1, 2…; fewer if the system has none to give), and
-/// returns what each returned, the caller's first. Every thread is joined before this returns, also when
-/// one panics (the panic is then raised here).
+/// Runs `work(i)` on the calling thread (`i` = 0) and, for `i` = 1, 2…
+/// up to `n - 1`, on the helper threads of the [`pool`] (fewer if it has
+/// fewer helpers), and returns what each returned, the caller's first.
+/// Every part has run to its end before this returns, also when one
+/// panics (the panic is then raised here).
 ///
-/// A new thread starts on its parent's CPU. On the 2-core reference machine
-/// the scheduler took 1-3 ms to move it to the idle CPU, longer than most
-/// parallel steps of a render, so each new thread is placed on a CPU of
-/// its own first (`place`).
+/// The parts a helper has not started when the caller is done with its
+/// own, the caller takes back and runs itself; while a helper still runs
+/// one, the caller runs other queued work (of a nested `on_threads`)
+/// instead of idling.
 pub fn on_threads<R: Send>(n: usize, work: impl Fn(usize) -> R + Sync) -> Vec<R> {
-    /// Joins the helpers still held when dropped: on the way out of a
-    /// panic of `work` on the calling thread, the helpers still borrow it.
-    struct Helpers<R>(Vec<std::thread::JoinHandle<R>>);
-    impl<R> Drop for Helpers<R> {
-        fn drop(&mut self) {
-            for h in self.0.drain(..) {
-                let _ = h.join();
-            }
-        }
+    let n = n.min(pool::helpers() + 1);
+    if n < 2 {
+        return vec![work(0)];
     }
     let work = &work;
-    let mut helpers = Helpers(Vec::new());
-    for i in 1..n {
-        let (placed, wait) = std::sync::mpsc::channel::<()>();
-        let job = move || {
-            // Placed (or given up on) before it starts: see `place`.
-            let _ = wait.recv();
-            place::release();
-            work(i)
-        };
-        // SAFETY: the thread borrows `work` (and what it borrows), which
-        // outlive this call; every handle is joined before it returns, on
-        // every path: below, or by `Helpers::drop` while unwinding.
-        // `std::thread::scope` would do the same, but its handles give no
-        // pthread id to place the thread with.
-        let Ok(handle) = (unsafe { std::thread::Builder::new().spawn_unchecked(job) }) else { break };
-        // Held (and so joined) before anything else can happen.
-        helpers.0.push(handle);
-        if let Some(handle) = helpers.0.last() {
-            place::pin(handle, i);
-        }
-        let _ = placed.send(());
+    // Never resized once queued: the queue holds their addresses.
+    let parts: Vec<pool::Part<_, R>> = (1..n).map(|i| pool::Part::new(move || work(i))).collect();
+    pool::submit(&parts);
+    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(0)));
+    // Every part finishes before `parts` can go out of scope.
+    for part in &parts {
+        part.finish();
     }
-    let mut all = vec![work(0)];
+    let mut all = Vec::with_capacity(n);
     let mut panicked = None;
-    for h in std::mem::take(&mut helpers.0) {
-        match h.join() {
+    for out in std::iter::once(first).chain(parts.into_iter().map(pool::Part::into_result)) {
+        match out {
             Ok(r) => all.push(r),
             Err(panic) => panicked = panicked.or(Some(panic)),
         }
@@ -129,6 +110,229 @@ pub fn on_threads<R: Send>(n: usize, work: impl Fn(usize) -> R + Sync) -> Vec<R>
         std::panic::resume_unwind(panic);
     }
     all
+}
+
+/// The helper threads: `threads() - 1` of them, started on first use, each
+/// placed on a CPU of its own, and kept for the rest of the process.
+///
+/// Until then every parallel step started new threads (a render of the
+/// built-in stacks started four, one of 1,000 services about ten), each
+/// with a fresh stack and fresh allocator pages. Alternating runs into
+/// tmpfs on the 2-core reference machine: 1,000 services wall x0.91, CPU
+/// x0.93; built-in stacks wall x0.97, CPU x0.97 (bench/README.md).
+mod pool {
+    use std::cell::UnsafeCell;
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+    use std::time::{Duration, Instant};
+
+    /// Work waiting for a thread: a part of an `on_threads` call, by address.
+    #[derive(Clone, Copy)]
+    struct Queued {
+        part: *const (),
+        run: unsafe fn(*const ()),
+    }
+
+    // SAFETY: a `Queued` points at a `Part` whose closure and result are
+    // `Send`; the `Part` outlives its time on the queue (`Part::finish`).
+    unsafe impl Send for Queued {}
+
+    struct State {
+        queue: VecDeque<Queued>,
+        /// Threads waiting on `Shared::changed`.
+        sleepers: usize,
+    }
+
+    struct Shared {
+        state: Mutex<State>,
+        /// Signalled when work is queued and when a part finishes, if
+        /// anyone sleeps.
+        changed: Condvar,
+        /// The length of the queue, read without the lock while spinning.
+        queued: AtomicUsize,
+    }
+
+    static SHARED: Shared = Shared {
+        state: Mutex::new(State { queue: VecDeque::new(), sleepers: 0 }),
+        changed: Condvar::new(),
+        queued: AtomicUsize::new(0),
+    };
+
+    /// How long a thread out of work watches for more before it sleeps:
+    /// waking a sleeping thread took longer than the short parallel steps
+    /// of a small render.
+    const SPIN: Duration = Duration::from_micros(50);
+
+    fn state() -> MutexGuard<'static, State> {
+        SHARED.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    impl State {
+        fn pop(&mut self) -> Option<Queued> {
+            let next = self.queue.pop_front()?;
+            SHARED.queued.fetch_sub(1, Ordering::Relaxed);
+            Some(next)
+        }
+
+        /// Wakes the sleepers, if any.
+        fn wake(&self) {
+            if self.sleepers > 0 {
+                SHARED.changed.notify_all();
+            }
+        }
+    }
+
+    /// Sleeps until signalled (or spuriously woken).
+    fn sleep(mut s: MutexGuard<'static, State>) -> MutexGuard<'static, State> {
+        s.sleepers += 1;
+        let mut s = SHARED.changed.wait(s).unwrap_or_else(PoisonError::into_inner);
+        s.sleepers -= 1;
+        s
+    }
+
+    /// Watches for `ready()` for up to `SPIN`; whether it became true.
+    fn spin(ready: impl Fn() -> bool) -> bool {
+        let start = Instant::now();
+        loop {
+            for _ in 0..64 {
+                if ready() {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if start.elapsed() > SPIN {
+                return ready();
+            }
+        }
+    }
+
+    /// How many helper threads run (started on the first call).
+    pub fn helpers() -> usize {
+        static STARTED: OnceLock<usize> = OnceLock::new();
+        *STARTED.get_or_init(|| {
+            let mut started = 0;
+            for i in 1..super::threads() {
+                let (placed, wait) = std::sync::mpsc::channel::<()>();
+                let helper = move || {
+                    // Placed (or given up on) before it takes work: see `place`.
+                    let _ = wait.recv();
+                    super::place::release();
+                    serve();
+                };
+                let Ok(handle) = std::thread::Builder::new().name(format!("stackgen-{i}")).spawn(helper) else {
+                    break;
+                };
+                super::place::pin(&handle, i);
+                let _ = placed.send(());
+                started += 1;
+            }
+            started
+        })
+    }
+
+    /// A helper's life: run queued work, wait for more.
+    fn serve() -> ! {
+        loop {
+            spin(|| SHARED.queued.load(Ordering::Relaxed) > 0);
+            let next = {
+                let mut s = state();
+                loop {
+                    if let Some(next) = s.pop() {
+                        break next;
+                    }
+                    s = sleep(s);
+                }
+            };
+            // SAFETY: taken off the queue here, so run exactly once, while
+            // its owner waits for it (`Part::finish`).
+            unsafe { (next.run)(next.part) };
+        }
+    }
+
+    /// One part of an `on_threads` call: its closure until it runs, then
+    /// its result (or panic).
+    pub struct Part<F, R> {
+        f: UnsafeCell<Option<F>>,
+        out: UnsafeCell<Option<std::thread::Result<R>>>,
+        done: AtomicBool,
+    }
+
+    impl<F: FnOnce() -> R + Send, R: Send> Part<F, R> {
+        pub fn new(f: F) -> Self {
+            Part { f: UnsafeCell::new(Some(f)), out: UnsafeCell::new(None), done: AtomicBool::new(false) }
+        }
+
+        fn queued(&self) -> Queued {
+            Queued { part: (self as *const Self).cast(), run: Self::run }
+        }
+
+        /// Runs the part where it was taken off the queue.
+        ///
+        /// # Safety
+        /// `part` is a live `Part<F, R>` that was taken off the queue by
+        /// the caller, so no other thread runs it.
+        unsafe fn run(part: *const ()) {
+            // SAFETY: as the caller promises.
+            let part = unsafe { &*part.cast::<Self>() };
+            // SAFETY: only the thread that took the part touches `f` and
+            // `out` until `done` is set.
+            let out = match unsafe { (*part.f.get()).take() } {
+                Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)),
+                None => return,
+            };
+            unsafe { *part.out.get() = Some(out) };
+            // The last touch of `part`: its owner may free it from here on.
+            // Under the lock, so that an owner about to sleep sees it set.
+            let s = state();
+            part.done.store(true, Ordering::Release);
+            s.wake();
+        }
+
+        /// Returns once the part has run: here, if no helper took it, else
+        /// when its helper is done, running other queued work meanwhile.
+        pub fn finish(&self) {
+            let me = self.queued().part;
+            let mut s = state();
+            if let Some(at) = s.queue.iter().position(|w| w.part == me) {
+                s.queue.remove(at);
+                SHARED.queued.fetch_sub(1, Ordering::Relaxed);
+                drop(s);
+                // SAFETY: taken off the queue just now.
+                unsafe { Self::run(me) };
+                return;
+            }
+            drop(s);
+            loop {
+                spin(|| self.done.load(Ordering::Acquire) || SHARED.queued.load(Ordering::Relaxed) > 0);
+                let mut s = state();
+                if self.done.load(Ordering::Acquire) {
+                    return;
+                }
+                if let Some(other) = s.pop() {
+                    drop(s);
+                    // SAFETY: taken off the queue just now; its owner waits for it.
+                    unsafe { (other.run)(other.part) };
+                } else {
+                    drop(sleep(s));
+                }
+            }
+        }
+
+        /// The part's result once `finish` returned.
+        pub fn into_result(self) -> std::thread::Result<R> {
+            self.out.into_inner().unwrap_or_else(|| Err(Box::new("on_threads: a part did not run")))
+        }
+    }
+
+    /// Queues `parts` for the helpers. Each must be `finish`ed before it is
+    /// moved or dropped.
+    pub fn submit<F: FnOnce() -> R + Send, R: Send>(parts: &[Part<F, R>]) {
+        let mut s = state();
+        s.queue.extend(parts.iter().map(Part::queued));
+        SHARED.queued.fetch_add(parts.len(), Ordering::Relaxed);
+        s.wake();
+    }
 }
 
 /// Items from which `map` goes parallel: below it, spawning costs more
@@ -273,6 +477,39 @@ mod tests {
         for seen in on_threads(2, |_| mask()) {
             assert_eq!(seen, here);
         }
+    }
+
+    #[test]
+    fn nested_and_concurrent_calls_share_the_helpers() {
+        // Several callers at once (as the test harness runs tests), each
+        // nesting a parallel map in a parallel map: every call returns its
+        // own results, in order, while the helpers are shared.
+        let outer: Vec<usize> = (0..MANY * 2).collect();
+        let callers: Vec<_> = (0..4)
+            .map(|c| {
+                let outer = outer.clone();
+                std::thread::spawn(move || {
+                    map(&outer, |&i| {
+                        let inner: Vec<usize> = (0..MANY).map(|j| i * 1000 + j + c).collect();
+                        map(&inner, |&x| x * 2).iter().sum::<usize>()
+                    })
+                })
+            })
+            .collect();
+        for (c, caller) in callers.into_iter().enumerate() {
+            let got = caller.join().unwrap();
+            let want: Vec<usize> = outer.iter().map(|&i| (0..MANY).map(|j| (i * 1000 + j + c) * 2).sum()).collect();
+            assert_eq!(got, want);
+        }
+        // A panic in a nested call reaches its own caller only, and the
+        // helpers still serve the next call.
+        let result = std::panic::catch_unwind(|| {
+            map(&outer, |&i| {
+                map(&outer, |&j| assert!(!(i == 3 && j == MANY + 1), "inner part fails"));
+            })
+        });
+        assert!(result.is_err());
+        assert_eq!(map(&outer, |&i| i + 1), outer.iter().map(|i| i + 1).collect::<Vec<_>>());
     }
 
     #[test]
