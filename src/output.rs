@@ -226,11 +226,7 @@ pub fn compare(root: &Path, plan: &Plan) -> Result<Changes> {
         existing.push((rel, bytes, path));
     }
     // Reading back a large tree is I/O and memcmp: spread over the cores.
-    let states = crate::par::map(&existing, |(_, bytes, path)| match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => Some(false),
-        Ok(_) => Some(fs::read(path).is_ok_and(|old| &old == *bytes)),
-        Err(_) => None,
-    });
+    let states = crate::par::map(&existing, |(_, bytes, path)| holds(path, bytes));
     for ((rel, _, _), state) in existing.iter().zip(states) {
         match state {
             Some(true) => ch.unchanged.push((*rel).clone()),
@@ -271,6 +267,42 @@ pub fn compare(root: &Path, plan: &Plan) -> Result<Changes> {
         v.dedup();
     }
     Ok(ch)
+}
+
+/// Whether the file at `path` holds exactly `bytes`: `None` if there is
+/// nothing there, `Some(false)` for other contents or anything but a
+/// regular file (a symlink is never followed).
+fn holds(path: &Path, bytes: &[u8]) -> Option<bool> {
+    #[cfg(unix)]
+    {
+        use std::io::Read as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // One open that refuses a symlink (and does not wait on a FIFO),
+        // its size from the open file, then one read when the size
+        // matches: four calls instead of the six of `symlink_metadata`
+        // and `fs::read` (60,000 fewer for a 10,000-service `--check`).
+        let open = fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path);
+        match open {
+            Ok(mut file) => {
+                let Ok(meta) = file.metadata() else { return Some(false) };
+                if !meta.is_file() || meta.len() != bytes.len() as u64 {
+                    return Some(false);
+                }
+                let mut old = vec![0; bytes.len()];
+                return Some(file.read_exact(&mut old).is_ok() && old == bytes);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Some(false),
+            // Anything else: as below, which tells a missing path apart
+            // from an unreadable file.
+            Err(_) => {}
+        }
+    }
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Some(false),
+        Ok(_) => Some(fs::read(path).is_ok_and(|old| old == bytes)),
+        Err(_) => None,
+    }
 }
 
 /// What failed in `Sink::write_tree`: the directory or the file of that index.
@@ -980,6 +1012,36 @@ mod tests {
         }
         for d in &dirs {
             assert!(d.is_dir());
+        }
+    }
+
+    #[test]
+    fn holds_tells_same_changed_and_missing_apart_without_following_or_waiting() {
+        let tmp = tempfile::tempdir().unwrap();
+        let at = |n: &str| tmp.path().join(n);
+        fs::write(at("same"), b"abc\n").unwrap();
+        fs::write(at("other"), b"abd\n").unwrap();
+        fs::write(at("longer"), b"abc\n\n").unwrap();
+        fs::create_dir(at("dir")).unwrap();
+        assert_eq!(holds(&at("same"), b"abc\n"), Some(true));
+        assert_eq!(holds(&at("other"), b"abc\n"), Some(false));
+        assert_eq!(holds(&at("longer"), b"abc\n"), Some(false));
+        assert_eq!(holds(&at("dir"), b"abc\n"), Some(false));
+        assert_eq!(holds(&at("missing"), b"abc\n"), None);
+        assert_eq!(holds(&at("missing").join("below"), b"abc\n"), None);
+        #[cfg(unix)]
+        {
+            // A symlink to the very contents is still a change (it is
+            // never written through), a dangling one too.
+            std::os::unix::fs::symlink(at("same"), at("link")).unwrap();
+            std::os::unix::fs::symlink(at("missing"), at("dangling")).unwrap();
+            assert_eq!(holds(&at("link"), b"abc\n"), Some(false));
+            assert_eq!(holds(&at("dangling"), b"abc\n"), Some(false));
+            // A FIFO is not opened for a read that would wait for a writer.
+            let fifo = std::ffi::CString::new(at("fifo").into_os_string().into_encoded_bytes()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+            assert_eq!(holds(&at("fifo"), b""), Some(false));
         }
     }
 
