@@ -118,8 +118,8 @@ pub fn on_threads<R: Send>(n: usize, work: impl Fn(usize) -> R + Sync) -> Vec<R>
 /// Until then every parallel step started new threads (a render of the
 /// built-in stacks started four, one of 1,000 services about ten), each
 /// with a fresh stack and fresh allocator pages. Alternating runs into
-/// tmpfs on the 2-core reference machine: 1,000 services wall x0.91, CPU
-/// x0.93; built-in stacks wall x0.97, CPU x0.97 (bench/README.md).
+/// tmpfs on the 2-core reference machine: built-in stacks wall x0.93-0.94,
+/// CPU x0.94-0.95; 1,000 services x0.93 / x0.93 (bench/README.md).
 mod pool {
     use std::cell::UnsafeCell;
     use std::collections::VecDeque;
@@ -142,6 +142,10 @@ mod pool {
         queue: VecDeque<Queued>,
         /// Threads waiting on `Shared::changed`.
         sleepers: usize,
+        /// The helpers (bit `i` for helper `i`) asleep, and those of them
+        /// placed again by `submit` since.
+        asleep: u64,
+        placed: u64,
     }
 
     struct Shared {
@@ -154,7 +158,7 @@ mod pool {
     }
 
     static SHARED: Shared = Shared {
-        state: Mutex::new(State { queue: VecDeque::new(), sleepers: 0 }),
+        state: Mutex::new(State { queue: VecDeque::new(), sleepers: 0, asleep: 0, placed: 0 }),
         changed: Condvar::new(),
         queued: AtomicUsize::new(0),
     };
@@ -209,41 +213,57 @@ mod pool {
 
     /// How many helper threads run (started on the first call).
     pub fn helpers() -> usize {
-        static STARTED: OnceLock<usize> = OnceLock::new();
-        *STARTED.get_or_init(|| {
-            let mut started = 0;
+        started().len()
+    }
+
+    /// The helpers, helper `i` at `i - 1`.
+    fn started() -> &'static [super::place::Tid] {
+        static STARTED: OnceLock<Vec<super::place::Tid>> = OnceLock::new();
+        STARTED.get_or_init(|| {
+            let mut started = Vec::new();
+            // At most 8 threads: helper bits fit a u64.
             for i in 1..super::threads() {
                 let (placed, wait) = std::sync::mpsc::channel::<()>();
                 let helper = move || {
                     // Placed (or given up on) before it takes work: see `place`.
                     let _ = wait.recv();
                     super::place::release();
-                    serve();
+                    serve(i);
                 };
                 let Ok(handle) = std::thread::Builder::new().name(format!("stackgen-{i}")).spawn(helper) else {
                     break;
                 };
-                super::place::pin(&handle, i);
+                let tid = super::place::tid(&handle);
+                super::place::pin(tid, i);
                 let _ = placed.send(());
-                started += 1;
+                started.push(tid);
             }
             started
         })
     }
 
-    /// A helper's life: run queued work, wait for more.
-    fn serve() -> ! {
+    /// Helper `i`'s life: run queued work, wait for more.
+    fn serve(i: usize) -> ! {
+        let me = 1u64 << i;
         loop {
             spin(|| SHARED.queued.load(Ordering::Relaxed) > 0);
-            let next = {
+            let (next, placed) = {
                 let mut s = state();
+                let mut placed = false;
                 loop {
                     if let Some(next) = s.pop() {
-                        break next;
+                        break (next, placed);
                     }
+                    s.asleep |= me;
                     s = sleep(s);
+                    s.asleep &= !me;
+                    placed |= s.placed & me != 0;
+                    s.placed &= !me;
                 }
             };
+            if placed {
+                super::place::release();
+            }
             // SAFETY: taken off the queue here, so run exactly once, while
             // its owner waits for it (`Part::finish`).
             unsafe { (next.run)(next.part) };
@@ -329,6 +349,19 @@ mod pool {
     /// moved or dropped.
     pub fn submit<F: FnOnce() -> R + Send, R: Send>(parts: &[Part<F, R>]) {
         let mut s = state();
+        // A sleeping helper woke on whichever CPU the scheduler chose, often
+        // the caller's, and waited there for it (up to a 4 ms tick, `perf
+        // sched`): it is placed on a CPU of its own first, as a new thread
+        // was, and gives its mask back once awake.
+        let sleeping = s.asleep & !s.placed;
+        if sleeping != 0 {
+            for (i, &tid) in started().iter().enumerate() {
+                if sleeping & (1 << (i + 1)) != 0 {
+                    super::place::pin(tid, i + 1);
+                }
+            }
+            s.placed |= sleeping;
+        }
         s.queue.extend(parts.iter().map(Part::queued));
         SHARED.queued.fetch_add(parts.len(), Ordering::Relaxed);
         s.wake();
@@ -392,7 +425,14 @@ mod place {
 
     /// Moves the new thread `i` (not started yet: it waits to be placed)
     /// to the `i`-th allowed CPU after the caller's.
-    pub fn pin<R>(handle: &std::thread::JoinHandle<R>, i: usize) {
+    /// A thread, for `pin`.
+    pub type Tid = libc::pthread_t;
+
+    pub fn tid<R>(handle: &std::thread::JoinHandle<R>) -> Tid {
+        handle.as_pthread_t()
+    }
+
+    pub fn pin(tid: Tid, i: usize) {
         let Some((_, cpus)) = allowed() else { return };
         // SAFETY: `sched_getcpu` has no preconditions.
         let here = usize::try_from(unsafe { libc::sched_getcpu() }).ok();
@@ -403,7 +443,7 @@ mod place {
         unsafe {
             let mut one: libc::cpu_set_t = std::mem::zeroed();
             libc::CPU_SET(cpu, &mut one);
-            libc::pthread_setaffinity_np(handle.as_pthread_t(), std::mem::size_of::<libc::cpu_set_t>(), &one);
+            libc::pthread_setaffinity_np(tid, std::mem::size_of::<libc::cpu_set_t>(), &one);
         }
     }
 
@@ -419,7 +459,9 @@ mod place {
 
 #[cfg(not(target_os = "linux"))]
 mod place {
-    pub fn pin<R>(_handle: &std::thread::JoinHandle<R>, _i: usize) {}
+    pub type Tid = ();
+    pub fn tid<R>(_handle: &std::thread::JoinHandle<R>) -> Tid {}
+    pub fn pin(_tid: Tid, _i: usize) {}
     pub fn release() {}
 }
 
