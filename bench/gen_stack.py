@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Writes a synthetic stackgen stack with N realistic services.
 
-usage: gen_stack.py N OUT_DIR [--compose]
+usage: gen_stack.py N OUT_DIR [--compose] [--apps=M]
 
-Writes OUT_DIR/big<N>.yaml (stack name `big<N>`, = the file name). Each
+Writes OUT_DIR/big<N>.yaml (stack name `big<N>`, = the file name). With
+--apps=M (M divides N), a monorepo instead: M stack files
+OUT_DIR/app<K>.yaml (K = 1..M, zero-padded), each N/M such services. Each
 service has: an image with a tag, 2 ports, 8 env vars (2 of them references
 to keys of the declared secret `app`, one `$(VAR)` expansion), a mount of
 its own ReadWriteMany persistent volume (even services) or its own
@@ -20,14 +22,42 @@ import sys
 
 def main() -> int:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    flags = {a for a in sys.argv[1:] if a.startswith("--")}
-    if len(args) != 2 or not args[0].isdigit() or int(args[0]) < 1 or flags - {"--compose"}:
+    flags = {a for a in sys.argv[1:] if a.startswith("--") and not a.startswith("--apps=")}
+    apps = [a[len("--apps="):] for a in sys.argv[1:] if a.startswith("--apps=")]
+    usage_ok = len(args) == 2 and args[0].isdigit() and int(args[0]) >= 1 and not flags - {"--compose"}
+    usage_ok = usage_ok and len(apps) <= 1 and all(m.isdigit() and int(m) >= 1 for m in apps)
+    if usage_ok and apps:
+        usage_ok = int(args[0]) % int(apps[0]) == 0
+    if not usage_ok:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
     n = int(args[0])
     out_dir = args[1]
-    name = f"big{n}"
     targets = "[kubernetes, compose]" if "--compose" in flags else "[kubernetes]"
+    if not apps:
+        write(out_dir, f"big{n}", stack(f"big{n}", n, targets))
+        return 0
+    m = int(apps[0])
+    width = len(str(m))
+    for k in range(1, m + 1):
+        name = f"app{k:0{width}d}"
+        write(out_dir, name, stack(name, n // m, targets))
+    return 0
+
+
+def write(out_dir: str, name: str, text: str) -> None:
+    """Writes OUT_DIR/NAME.yaml atomically and prints its path."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{name}.yaml")
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    print(path)
+
+
+def stack(name: str, n: int, targets: str) -> str:
+    """The text of stack NAME with N services."""
     width = max(5, len(str(n)))
 
     def svc(i: int) -> str:
@@ -97,14 +127,7 @@ def main() -> int:
     w.append("      cidr: 10.20.0.0/16\n")
     w.append("      ports: [5432]\n")
 
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, f"{name}.yaml")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("".join(w))
-    os.replace(tmp, path)
-    print(path)
-    return 0
+    return "".join(w)
 
 
 if __name__ == "__main__":

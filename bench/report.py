@@ -160,6 +160,21 @@ def main():
             flags.append(f"cost per service ({what}) grows ×{growth:.2f} from 1,000 to {largest_n:,} services")
     w("")
 
+    # The monorepo case against the one-file stack of as many services.
+    for c in cases:
+        if not re.match(r"^m[0-9]+$", c["id"]) or c["status"] != "ok":
+            continue
+        one = by_id.get(f"k{c['n']}")
+        what = c["label"].split(": ", 1)[-1].rsplit(": render", 1)[0]
+        line = f"**Monorepo**, {what}: render median {fmt_ms(c['median'])} ms"
+        if one and one["status"] == "ok":
+            line += (
+                f", ×{c['median'] / one['median']:.2f} the median of the same {c['n']:,} services in one stack file"
+                f" ({fmt_ms(one['median'])} ms)"
+            )
+        w(line + ".")
+        w("")
+
     big = by_id.get("k10000")
     if big is None:
         flags.append("the 10,000-service case was not run (BENCH_SIZES)")
@@ -191,6 +206,7 @@ def main():
     w("$BIN render --all --check --quiet --stacks $STACKS/kN --out $OUT")
     w("$BIN render --all --quiet --stacks $STACKS/kN --out $SHM/kN   # $SHM: a directory on /dev/shm (tmpfs)")
     w("$BIN render --all --quiet --stacks $STACKS/kcN --out $OUT     # bench/gen_stack.py N $STACKS/kcN --compose")
+    w("$BIN render --all --quiet --stacks $STACKS/mN --out $OUT      # bench/gen_stack.py N $STACKS/mN --apps=M (M stack files)")
     w("/usr/bin/time -v <built-in cases>; /usr/bin/time -f %M <generated cases>   # max RSS")
     w("```")
     print("\n".join(out))
