@@ -163,9 +163,10 @@ mod pool {
         queued: AtomicUsize::new(0),
     };
 
-    /// How long a thread out of work watches for more before it sleeps:
-    /// waking a sleeping thread took longer than the short parallel steps
-    /// of a small render.
+    /// How long a thread out of work watches for more before it sleeps: the
+    /// parallel steps of a render often follow each other within that, and
+    /// a thread still watching needs neither a wake-up call from the thread
+    /// that queues the work nor placing (`submit`).
     const SPIN: Duration = Duration::from_micros(50);
 
     fn state() -> MutexGuard<'static, State> {
