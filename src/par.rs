@@ -520,6 +520,32 @@ mod tests {
         for seen in on_threads(2, |_| mask()) {
             assert_eq!(seen, here);
         }
+        // A helper woken from its sleep was placed on one CPU first
+        // (`pool::submit`); the part it runs must see the whole mask again.
+        // The caller waits (up to ten seconds) for the helper to start part 1,
+        // so that the helper, not the caller, runs it.
+        if pool::helpers() == 0 {
+            return;
+        }
+        for _ in 0..3 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let started = std::sync::atomic::AtomicBool::new(false);
+            let seen = on_threads(2, |i| {
+                if i == 0 {
+                    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                    while !started.load(Ordering::Acquire) && std::time::Instant::now() < until {
+                        std::thread::yield_now();
+                    }
+                } else {
+                    started.store(true, Ordering::Release);
+                }
+                (std::thread::current().id(), mask())
+            });
+            assert_ne!(seen[0].0, seen[1].0, "a helper ran part 1");
+            for (_, m) in seen {
+                assert_eq!(m, here);
+            }
+        }
     }
 
     #[test]
