@@ -6,7 +6,6 @@
 use serde::Serialize;
 
 use crate::stack::model::{Stack, Target};
-use crate::stack::validate::main_container;
 
 /// One check: what it shows and the command that shows it.
 #[derive(Debug, Serialize)]
@@ -76,19 +75,22 @@ fn kubernetes(stack: &Stack) -> Section {
             command: Some(shell(&words(&["kubectl", "rollout", "status", "-n", ns, &format!("deployment/{name}")]))),
             expect: Some(format!("deployment \"{name}\" successfully rolled out")),
         });
-        let main = main_container(svc);
         let main_name = crate::stack::validate::main_name(name, svc);
-        for (cname, c) in std::iter::once((&main_name, &main)).chain(svc.sidecars.iter()) {
+        // Probes and ports only: the main container's are the service's own
+        // (`main_container` would clone every field).
+        let containers = std::iter::once((&main_name, &svc.probes, &svc.ports))
+            .chain(svc.sidecars.iter().map(|(n, c)| (n, &c.probes, &c.ports)));
+        for (cname, probes, ports) in containers {
             let target = format!("deployment/{name}");
             let exec = |cmd: Vec<String>| {
                 let mut w = words(&["kubectl", "exec", "-n", ns, &target, "-c", cname, "--"]);
                 w.extend(cmd);
                 shell(&w)
             };
-            let probe = c.probes.readiness.as_ref().or(c.probes.liveness.as_ref());
+            let probe = probes.readiness.as_ref().or(probes.liveness.as_ref());
             let Some(p) = probe else { continue };
             if let Some(h) = &p.http {
-                let port = c.ports.get(&h.port).map_or(80, |p| p.port);
+                let port = ports.get(&h.port).map_or(80, |p| p.port);
                 checks.push(Check {
                     description: format!("`{cname}` in `{name}` answers HTTP"),
                     command: Some(exec(words(&["curl", "-I", &format!("http://127.0.0.1:{port}{}", h.path)]))),
@@ -101,7 +103,7 @@ fn kubernetes(stack: &Stack) -> Section {
                     expect: Some("exit status 0".into()),
                 });
             } else if let Some(t) = &p.tcp {
-                let port = c.ports.get(t).map_or(0, |p| p.port);
+                let port = ports.get(t).map_or(0, |p| p.port);
                 checks.push(Check {
                     description: format!("`{cname}` in `{name}` listens on port {port} (`{t}`)"),
                     command: Some(shell(&words(&["kubectl", "get", "endpoints", "-n", ns]))),

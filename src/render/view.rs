@@ -440,9 +440,10 @@ pub fn workload(stack: &Stack, name: &str, svc: &Service) -> WorkloadView {
 /// The Service view of an exposed service, if it is exposed.
 pub fn service(stack: &Stack, name: &str, svc: &Service) -> Option<ServiceView> {
     let expose = svc.expose.as_ref()?;
-    let main = main_container(svc);
+    // The main container's ports are the service's own: no need to build
+    // the whole container (`main_container` clones every field).
     let ports_of = |target: &str| {
-        std::iter::once(&main.ports).chain(svc.sidecars.values().map(|c| &c.ports)).find_map(|p| p.get(target)).cloned()
+        std::iter::once(&svc.ports).chain(svc.sidecars.values().map(|c| &c.ports)).find_map(|p| p.get(target)).cloned()
     };
     let mut labels = common_labels(stack);
     labels.insert("app.kubernetes.io/name".into(), name.to_string());
