@@ -19,7 +19,7 @@ use crate::render::view::{self, common_labels};
 use crate::stack::model::{
     Container, Datastore, EnvFrom, EnvValue, Map, Mount, Probe, Quantities, Restart, Service, Stack,
 };
-use crate::stack::validate::main_container;
+use crate::stack::validate::{ContainerRef, main_container};
 
 /// The whole compose directory, ready for the templates.
 #[derive(Debug, Serialize)]
@@ -203,14 +203,14 @@ impl Builder<'_> {
         out
     }
 
-    fn environment(&mut self, c: &Container) -> Map<String> {
+    fn environment(&mut self, c: &ContainerRef) -> Map<String> {
         let mut m = Map::default();
-        for ef in &c.env_from {
+        for ef in c.env_from {
             self.env_from(ef, &mut m);
         }
-        for (k, v) in &c.env {
+        for (k, v) in c.env {
             let value = match v {
-                EnvValue::Literal(l) => self.text(l, &c.env, 0),
+                EnvValue::Literal(l) => self.text(l, c.env, 0),
                 EnvValue::Ref(r) => match (&r.secret, &r.config) {
                     (Some(s), _) => self.secret_ref(s, &r.key),
                     (None, Some(cfg)) => literal(
@@ -329,7 +329,7 @@ fn seconds(s: Option<u32>, default: u32) -> String {
     format!("{}s", s.unwrap_or(default))
 }
 
-fn healthcheck(p: &Probe, c: &Container) -> Healthcheck {
+fn healthcheck(p: &Probe, c: &ContainerRef) -> Healthcheck {
     let test = if let Some(h) = &p.http {
         let port = c.ports.get(&h.port).map_or(80, |p| p.port);
         vec!["CMD".into(), "curl".into(), "-fsS".into(), literal(&format!("http://localhost:{port}{}", h.path))]
@@ -398,12 +398,12 @@ fn default_networks(stack: &Stack) -> Vec<String> {
 }
 
 impl Builder<'_> {
-    fn container(&mut self, name: String, c: &Container, uses: &dyn Fn(&str) -> bool) -> ComposeService {
+    fn container(&mut self, name: String, c: &ContainerRef, uses: &dyn Fn(&str) -> bool) -> ComposeService {
         let mut s = empty_service(name);
-        s.image = (!c.image.is_empty()).then(|| c.image.clone());
-        s.entrypoint = c.command.iter().map(|a| self.text(a, &c.env, 0)).collect();
-        s.command = c.args.iter().map(|a| self.text(a, &c.env, 0)).collect();
-        s.working_dir = c.working_dir.as_deref().map(literal);
+        s.image = (!c.image.is_empty()).then(|| c.image.to_string());
+        s.entrypoint = c.command.iter().map(|a| self.text(a, c.env, 0)).collect();
+        s.command = c.args.iter().map(|a| self.text(a, c.env, 0)).collect();
+        s.working_dir = c.working_dir.map(literal);
         s.environment = self.environment(c);
         for p in c.ports.values() {
             if let Some(host) = p.publish {
@@ -411,7 +411,7 @@ impl Builder<'_> {
                 s.ports.push(format!("{host}:{}{proto}", p.port));
             }
         }
-        self.mounts(&c.mounts, uses, &mut s);
+        self.mounts(c.mounts, uses, &mut s);
         let probe = c.probes.readiness.as_ref().or(c.probes.liveness.as_ref());
         s.healthcheck = probe.map(|p| healthcheck(p, c));
         if let Some(r) = &c.resources {
@@ -430,8 +430,10 @@ impl Builder<'_> {
 
     fn service(&mut self, name: &str, svc: &Service, out: &mut Vec<ComposeService>) {
         let main = main_container(svc);
-        let all: Vec<&Container> =
-            std::iter::once(&main).chain(svc.sidecars.values()).chain(svc.init.values()).collect();
+        let all: Vec<ContainerRef> = std::iter::once(main)
+            .chain(svc.sidecars.values().map(Container::borrowed))
+            .chain(svc.init.values().map(Container::borrowed))
+            .collect();
         let count = |v: &str| all.iter().filter(|c| c.mounts.iter().any(|m| m.volume.as_deref() == Some(v))).count();
         let shared = |v: &str| count(v) > 1;
         let mut s = self.container(name.to_string(), &main, &shared);
@@ -510,7 +512,7 @@ impl Builder<'_> {
         // A pod's user applies to all its containers unless one sets its own.
         let pod_user = s.user.clone();
         for (init_name, c) in &svc.init {
-            let mut i = self.container(format!("{name}-{init_name}"), c, &shared);
+            let mut i = self.container(format!("{name}-{init_name}"), &c.borrowed(), &shared);
             if i.user.is_none() {
                 i.user = pod_user.clone();
             }
@@ -520,7 +522,7 @@ impl Builder<'_> {
             extra.push(i);
         }
         for (side_name, c) in &svc.sidecars {
-            let mut side = self.container(format!("{name}-{side_name}"), c, &shared);
+            let mut side = self.container(format!("{name}-{side_name}"), &c.borrowed(), &shared);
             if side.user.is_none() {
                 side.user = pod_user.clone();
             }

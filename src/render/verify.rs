@@ -76,8 +76,7 @@ fn kubernetes(stack: &Stack) -> Section {
             expect: Some(format!("deployment \"{name}\" successfully rolled out")),
         });
         let main_name = crate::stack::validate::main_name(name, svc);
-        // Probes and ports only: the main container's are the service's own
-        // (`main_container` would clone every field).
+        // Probes and ports only; the main container's are the service's own.
         let containers = std::iter::once((&main_name, &svc.probes, &svc.ports))
             .chain(svc.sidecars.iter().map(|(n, c)| (n, &c.probes, &c.ports)));
         for (cname, probes, ports) in containers {

@@ -262,8 +262,8 @@ fn probe(kind: &'static str, p: &Probe, ports: &Map<crate::stack::model::Port>) 
     )
 }
 
-fn container(stack: &Stack, name: &str, c: &crate::stack::model::Container) -> ContainerView {
-    let env = crate::stack::validate::env_order(&c.env)
+fn container(stack: &Stack, name: &str, c: &crate::stack::validate::ContainerRef) -> ContainerView {
+    let env = crate::stack::validate::env_order(c.env)
         .into_iter()
         .map(|k| (k.to_string(), &c.env[k]))
         .map(|(k, v)| match v {
@@ -303,16 +303,16 @@ fn container(stack: &Stack, name: &str, c: &crate::stack::model::Container) -> C
         [("liveness", &c.probes.liveness), ("readiness", &c.probes.readiness), ("startup", &c.probes.startup)]
     {
         if let Some(p) = p {
-            let (k, v) = probe(kind, p, &c.ports);
+            let (k, v) = probe(kind, p, c.ports);
             probes.insert(k, v);
         }
     }
     ContainerView {
         name: name.to_string(),
-        image: c.image.clone(),
-        command: c.command.clone(),
-        args: c.args.clone(),
-        working_dir: c.working_dir.clone(),
+        image: c.image.to_string(),
+        command: c.command.to_vec(),
+        args: c.args.to_vec(),
+        working_dir: c.working_dir.map(str::to_string),
         ports: c.ports.iter().map(|(n, p)| PortView { name: n.clone(), port: p.port, protocol: p.protocol }).collect(),
         env,
         env_from: c
@@ -334,7 +334,7 @@ fn container(stack: &Stack, name: &str, c: &crate::stack::model::Container) -> C
             })
             .collect(),
         probes,
-        resources: resources(c.resources.as_ref()),
+        resources: resources(c.resources),
         security: ContainerSecurity {
             run_as_non_root: !c.security.run_as_root,
             run_as_user: c.security.run_as_user,
@@ -357,12 +357,14 @@ fn pod_volume_name(m: &crate::stack::model::Mount) -> String {
 pub fn workload(stack: &Stack, name: &str, svc: &Service) -> WorkloadView {
     let main = main_container(svc);
     let mut containers = vec![container(stack, &main_name(name, svc), &main)];
-    containers.extend(svc.sidecars.iter().map(|(n, c)| container(stack, n, c)));
-    let init_containers: Vec<ContainerView> = svc.init.iter().map(|(n, c)| container(stack, n, c)).collect();
+    containers.extend(svc.sidecars.iter().map(|(n, c)| container(stack, n, &c.borrowed())));
+    let init_containers: Vec<ContainerView> =
+        svc.init.iter().map(|(n, c)| container(stack, n, &c.borrowed())).collect();
 
     let mut volumes: Vec<PodVolume> = Vec::new();
-    let all_mounts =
-        std::iter::once(&main).chain(svc.init.values()).chain(svc.sidecars.values()).flat_map(|c| &c.mounts);
+    let all_mounts = std::iter::once(main.mounts)
+        .chain(svc.init.values().chain(svc.sidecars.values()).map(|c| &c.mounts[..]))
+        .flatten();
     for m in all_mounts {
         let vname = pod_volume_name(m);
         if volumes.iter().any(|v| v.name == vname) {
@@ -440,8 +442,7 @@ pub fn workload(stack: &Stack, name: &str, svc: &Service) -> WorkloadView {
 /// The Service view of an exposed service, if it is exposed.
 pub fn service(stack: &Stack, name: &str, svc: &Service) -> Option<ServiceView> {
     let expose = svc.expose.as_ref()?;
-    // The main container's ports are the service's own: no need to build
-    // the whole container (`main_container` clones every field).
+    // The main container's ports are the service's own.
     let ports_of = |target: &str| {
         std::iter::once(&svc.ports).chain(svc.sidecars.values().map(|c| &c.ports)).find_map(|p| p.get(target)).cloned()
     };

@@ -105,8 +105,8 @@ fn yes() -> bool {
 ///
 /// The main container's fields repeat those of `Container` on purpose:
 /// `#[serde(flatten)]` cannot be combined with `deny_unknown_fields`, and a
-/// flat service is what people write. `validate::main_container` turns them
-/// into a `Container`.
+/// flat service is what people write. `validate::main_container` borrows
+/// them as a `ContainerRef`, as `Container::borrowed` does a container's.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Service {

@@ -223,10 +223,10 @@ impl Checker<'_> {
         for (i, n) in svc.networks.iter().enumerate() {
             self.reference_in(&format!("{base}.networks[{i}]"), "network", n, &self.stack.networks);
         }
-        let main = main_container(svc);
-        let mut containers: Vec<(String, &Container)> = vec![(base.clone(), &main)];
-        containers.extend(svc.sidecars.iter().map(|(n, c)| (path!(base, ".sidecars.", n), c)));
-        let inits: Vec<(String, &Container)> = svc.init.iter().map(|(n, c)| (path!(base, ".init.", n), c)).collect();
+        let mut containers: Vec<(String, ContainerRef)> = vec![(base.clone(), main_container(svc))];
+        containers.extend(svc.sidecars.iter().map(|(n, c)| (path!(base, ".sidecars.", n), c.borrowed())));
+        let inits: Vec<(String, ContainerRef)> =
+            svc.init.iter().map(|(n, c)| (path!(base, ".init.", n), c.borrowed())).collect();
 
         let mut container_names = BTreeSet::new();
         container_names.insert(main_name(name, svc));
@@ -244,7 +244,7 @@ impl Checker<'_> {
         let mut port_numbers: BTreeMap<(i64, String), String> = BTreeMap::new();
         let mut port_names = Vec::new();
         for (path, c) in &containers {
-            for (pn, p) in &c.ports {
+            for (pn, p) in c.ports {
                 let pp = path!(path, ".ports.", pn);
                 self.port(&pp, pn, p);
                 let key = (p.port, format!("{:?}", p.protocol));
@@ -264,7 +264,7 @@ impl Checker<'_> {
             if c.probes.liveness.is_some() || c.probes.readiness.is_some() || c.probes.startup.is_some() {
                 self.err(&path!(path, ".probes"), "init containers cannot have probes");
             }
-            for (pn, p) in &c.ports {
+            for (pn, p) in c.ports {
                 self.port(&path!(path, ".ports.", pn), pn, p);
             }
         }
@@ -370,15 +370,15 @@ impl Checker<'_> {
         }
     }
 
-    fn container(&mut self, path: &str, c: &Container) {
+    fn container(&mut self, path: &str, c: &ContainerRef) {
         if !c.image.is_empty() {
-            self.image(&path!(path, ".image"), &c.image);
+            self.image(&path!(path, ".image"), c.image);
         }
         // `$(VAR)` expands another variable of this container. The
         // Kubernetes view orders `env` so each is defined before its use;
         // a cycle cannot be ordered.
         let names: Vec<&str> = c.env.keys().map(String::as_str).collect();
-        for (k, v) in &c.env {
+        for (k, v) in c.env {
             if let EnvValue::Literal(text) = v {
                 for var in var_refs(text) {
                     if !names.contains(&var) || var == k {
@@ -390,7 +390,7 @@ impl Checker<'_> {
                 }
             }
         }
-        if let Some(k) = env_cycle(&c.env) {
+        if let Some(k) = env_cycle(c.env) {
             self.err(&path!(path, ".env.", k), format!("`{k}` refers to itself through `$(...)` references"));
         }
         for (field, list) in [("command", &c.command), ("args", &c.args)] {
@@ -405,7 +405,7 @@ impl Checker<'_> {
                 }
             }
         }
-        for (k, v) in &c.env {
+        for (k, v) in c.env {
             let ep = path!(path, ".env.", k);
             if !is_env_name(k) {
                 self.err(&ep, format!("`{k}` is not a valid environment variable name (letters, digits, `_`, `.`, `-`, not starting with a digit)"));
@@ -444,7 +444,7 @@ impl Checker<'_> {
                 self.probe(&path!(path, ".probes.", kind), p, &ports);
             }
         }
-        self.security(&path!(path, ".security"), &c.security);
+        self.security(&path!(path, ".security"), c.security);
         for (what, q) in c.resources.iter().flat_map(|r| [("requests", &r.requests), ("limits", &r.limits)]) {
             for (res, val) in [("cpu", &q.cpu), ("memory", &q.memory)] {
                 if let Some(val) = val
@@ -1072,20 +1072,59 @@ pub fn main_name(service: &str, svc: &Service) -> String {
     svc.container_name.clone().unwrap_or_else(|| service.to_string())
 }
 
-/// The service's own container fields as a `Container`.
-pub fn main_container(svc: &Service) -> Container {
-    Container {
-        image: svc.image.clone().unwrap_or_default(),
-        command: svc.command.clone(),
-        args: svc.args.clone(),
-        working_dir: svc.working_dir.clone(),
-        ports: svc.ports.clone(),
-        env: svc.env.clone(),
-        env_from: svc.env_from.clone(),
-        mounts: svc.mounts.clone(),
-        probes: svc.probes.clone(),
-        resources: svc.resources.clone(),
-        security: svc.security.clone(),
+/// A container's fields, borrowed: those of a sidecar or init container
+/// (`Container::borrowed`), or those a service gives its main container
+/// (`main_container`). Each was a clone of the service's fields, made
+/// up to five times per service and environment.
+#[derive(Debug, Clone, Copy)]
+pub struct ContainerRef<'a> {
+    /// Empty for a service without `image` (one built from source).
+    pub image: &'a str,
+    pub command: &'a [String],
+    pub args: &'a [String],
+    pub working_dir: Option<&'a str>,
+    pub ports: &'a Map<Port>,
+    pub env: &'a Map<EnvValue>,
+    pub env_from: &'a [EnvFrom],
+    pub mounts: &'a [Mount],
+    pub probes: &'a crate::stack::model::Probes,
+    pub resources: Option<&'a crate::stack::model::Resources>,
+    pub security: &'a Security,
+}
+
+impl Container {
+    /// This container's fields, borrowed.
+    pub fn borrowed(&self) -> ContainerRef<'_> {
+        ContainerRef {
+            image: &self.image,
+            command: &self.command,
+            args: &self.args,
+            working_dir: self.working_dir.as_deref(),
+            ports: &self.ports,
+            env: &self.env,
+            env_from: &self.env_from,
+            mounts: &self.mounts,
+            probes: &self.probes,
+            resources: self.resources.as_ref(),
+            security: &self.security,
+        }
+    }
+}
+
+/// The service's own container fields, as its main container.
+pub fn main_container(svc: &Service) -> ContainerRef<'_> {
+    ContainerRef {
+        image: svc.image.as_deref().unwrap_or_default(),
+        command: &svc.command,
+        args: &svc.args,
+        working_dir: svc.working_dir.as_deref(),
+        ports: &svc.ports,
+        env: &svc.env,
+        env_from: &svc.env_from,
+        mounts: &svc.mounts,
+        probes: &svc.probes,
+        resources: svc.resources.as_ref(),
+        security: &svc.security,
     }
 }
 
