@@ -81,12 +81,25 @@ fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<()
         // dotenv comments and values: one line, nothing a dotenv reader
         // would interpolate or end early.
         AutoEscape::Custom(kind) if kind == "dotenv" => {
+            if let Some(s) = value.as_str()
+                && s.bytes().all(|b| (0x20..0x7F).contains(&b) && b != b'$')
+            {
+                return out.write_str(s).map_err(Error::from);
+            }
             let text: String =
                 value.to_string().chars().map(|c| if c.is_control() || c == '$' { ' ' } else { c }).collect();
             out.write_str(&text).map_err(Error::from)
         }
         // Markdown: one line, and nothing that closes a code fence.
         AutoEscape::Custom(kind) if kind == "markdown" => {
+            // Most values (names, commands, numbers written as strings) need
+            // neither change: written as they are, without the three copies.
+            if let Some(s) = value.as_str()
+                && s.bytes().all(|b| (0x20..0x7F).contains(&b))
+                && !s.contains("```")
+            {
+                return out.write_str(s).map_err(Error::from);
+            }
             let text: String = value.to_string().chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
             out.write_str(&text.replace("```", "'''")).map_err(Error::from)
         }
@@ -264,6 +277,33 @@ mod tests {
         assert_eq!(ind("", Some(true)), "");
         assert_eq!(ind("\n\n", Some(true)), "\n");
         assert_eq!(ind("a\n\n\n", Some(true)), "  a\n\n");
+    }
+
+    #[test]
+    fn markdown_values_stay_on_one_line_and_out_of_code_fences() {
+        let md = |v: Value| {
+            let mut env = environment(None).unwrap();
+            env.add_template_owned("t.md.j2", "`{{ v }}`".to_string()).unwrap();
+            env.get_template("t.md.j2").unwrap().render(context! { v => v }).unwrap()
+        };
+        assert_eq!(md(Value::from("kubectl get pods -n a")), "`kubectl get pods -n a`");
+        assert_eq!(md(Value::from("a```b")), "`a'''b`");
+        assert_eq!(md(Value::from("a\nb\tc")), "`a b c`");
+        assert_eq!(md(Value::from("caf\u{e9} \u{85}x")), "`caf\u{e9}  x`");
+        assert_eq!(md(Value::from(8080)), "`8080`");
+    }
+
+    #[test]
+    fn dotenv_values_stay_on_one_line_without_expansions() {
+        let env_line = |v: Value| {
+            let mut env = environment(None).unwrap();
+            env.add_template_owned("t.env.j2", "X={{ v }}".to_string()).unwrap();
+            env.get_template("t.env.j2").unwrap().render(context! { v => v }).unwrap()
+        };
+        assert_eq!(env_line(Value::from("postgres://db:5432/app")), "X=postgres://db:5432/app");
+        assert_eq!(env_line(Value::from("a$b\nc")), "X=a b c");
+        assert_eq!(env_line(Value::from("caf\u{e9}")), "X=caf\u{e9}");
+        assert_eq!(env_line(Value::from(3)), "X=3");
     }
 
     #[test]
