@@ -82,7 +82,8 @@ fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<()
         // would interpolate or end early.
         AutoEscape::Custom(kind) if kind == "dotenv" => {
             if let Some(s) = value.as_str()
-                && s.bytes().all(|b| (0x20..0x7F).contains(&b) && b != b'$')
+                && !has_control(s)
+                && !s.contains('$')
             {
                 return out.write_str(s).map_err(Error::from);
             }
@@ -92,11 +93,11 @@ fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<()
         }
         // Markdown: one line, and nothing that closes a code fence.
         AutoEscape::Custom(kind) if kind == "markdown" => {
-            // Most values (names, commands, numbers written as strings) need
-            // neither change: written as they are, without the three copies.
+            // Most values (names, commands, descriptions) need neither change:
+            // written as they are, without the three copies.
             if let Some(s) = value.as_str()
-                && s.bytes().all(|b| (0x20..0x7F).contains(&b))
-                && !s.contains("```")
+                && !has_control(s)
+                && !(s.contains('`') && s.contains("```"))
             {
                 return out.write_str(s).map_err(Error::from);
             }
@@ -116,6 +117,12 @@ fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<()
             "this template type has no escaping rules; only `*.yaml.j2` templates may interpolate values",
         )),
     }
+}
+
+/// Whether `s` holds a control character (`char::is_control`: C0, DEL, C1),
+/// by bytes when it is ASCII.
+fn has_control(s: &str) -> bool {
+    if s.is_ascii() { s.bytes().any(|b| b < 0x20 || b == 0x7F) } else { s.chars().any(char::is_control) }
 }
 
 /// A value printed in a YAML template: one scalar.

@@ -1041,6 +1041,11 @@ pub fn volume_users(stack: &Stack) -> std::collections::HashMap<&str, Vec<&str>>
 /// `$(NAME)` references in a string (`$$(` escapes).
 pub fn var_refs(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
+    // Most values hold no `$` at all: one byte search instead of setting
+    // up a substring search for `$(`.
+    if !s.contains('$') {
+        return out;
+    }
     let mut rest = s;
     while let Some(i) = rest.find("$(") {
         if i > 0 && rest.as_bytes()[i - 1] == b'$' {
@@ -1142,6 +1147,14 @@ pub fn is_quantity(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn var_refs_finds_references_and_skips_escapes() {
+        assert_eq!(var_refs("a $(X) $$(Y) $(bad name) $(Z)"), ["X", "Z"]);
+        assert_eq!(var_refs("postgresql://u:$(DB_PASSWORD)@db"), ["DB_PASSWORD"]);
+        assert!(var_refs("no references").is_empty());
+        assert!(var_refs("$ $$ $( $()").is_empty());
+    }
 
     #[test]
     fn names() {
