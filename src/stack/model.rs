@@ -102,11 +102,12 @@ fn yes() -> bool {
 
 /// A long-running workload: one main container, optional sidecars and init
 /// containers, replicas, and how it is exposed.
-///
-/// The main container's fields repeat those of `Container` on purpose:
-/// `#[serde(flatten)]` cannot be combined with `deny_unknown_fields`, and a
-/// flat service is what people write. `validate::main_container` borrows
-/// them as a `ContainerRef`, as `Container::borrowed` does a container's.
+//
+// Kept out of the doc comment, which is the JSON Schema's description: the main
+// container's fields repeat those of `Container` on purpose:
+// `#[serde(flatten)]` cannot be combined with `deny_unknown_fields`, and a
+// flat service is what people write. `validate::main_container` borrows
+// them as a `ContainerRef`, as `Container::borrowed` does a container's.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Service {
