@@ -253,9 +253,15 @@ mod tests {
     use minijinja::context;
 
     fn render(src: &str, ctx: Value) -> Result<String, Error> {
+        render_as("t.yaml.j2", src, ctx)
+    }
+
+    /// Renders `src` as a template named `name` (its extension picks the
+    /// escaping).
+    fn render_as(name: &str, src: &str, ctx: Value) -> Result<String, Error> {
         let mut env = environment(None).unwrap();
-        env.add_template_owned("t.yaml.j2", src.to_string()).unwrap();
-        env.get_template("t.yaml.j2")?.render(ctx)
+        env.add_template_owned(name.to_string(), src.to_string()).unwrap();
+        env.get_template(name)?.render(ctx)
     }
 
     #[test]
@@ -288,11 +294,7 @@ mod tests {
 
     #[test]
     fn markdown_values_stay_on_one_line_and_out_of_code_fences() {
-        let md = |v: Value| {
-            let mut env = environment(None).unwrap();
-            env.add_template_owned("t.md.j2", "`{{ v }}`".to_string()).unwrap();
-            env.get_template("t.md.j2").unwrap().render(context! { v => v }).unwrap()
-        };
+        let md = |v: Value| render_as("t.md.j2", "`{{ v }}`", context! { v => v }).unwrap();
         assert_eq!(md(Value::from("kubectl get pods -n a")), "`kubectl get pods -n a`");
         assert_eq!(md(Value::from("a```b")), "`a'''b`");
         assert_eq!(md(Value::from("a\nb\tc")), "`a b c`");
@@ -302,11 +304,7 @@ mod tests {
 
     #[test]
     fn dotenv_values_stay_on_one_line_without_expansions() {
-        let env_line = |v: Value| {
-            let mut env = environment(None).unwrap();
-            env.add_template_owned("t.env.j2", "X={{ v }}".to_string()).unwrap();
-            env.get_template("t.env.j2").unwrap().render(context! { v => v }).unwrap()
-        };
+        let env_line = |v: Value| render_as("t.env.j2", "X={{ v }}", context! { v => v }).unwrap();
         assert_eq!(env_line(Value::from("postgres://db:5432/app")), "X=postgres://db:5432/app");
         assert_eq!(env_line(Value::from("a$b\nc")), "X=a b c");
         assert_eq!(env_line(Value::from("caf\u{e9}")), "X=caf\u{e9}");
