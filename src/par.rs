@@ -297,12 +297,13 @@ mod pool {
             // SAFETY: as the caller promises.
             let part = unsafe { &*part.cast::<Self>() };
             // SAFETY: only the thread that took the part touches `f` and
-            // `out` until `done` is set.
-            let out = match unsafe { (*part.f.get()).take() } {
-                Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)),
-                None => return,
-            };
-            unsafe { *part.out.get() = Some(out) };
+            // `out` until `done` is set. A part is taken off the queue
+            // once, so `f` is there; were it not, `out` stays empty and
+            // `into_result` says so, and `done` is still set below.
+            if let Some(f) = unsafe { (*part.f.get()).take() } {
+                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                unsafe { *part.out.get() = Some(out) };
+            }
             // The last touch of `part`: its owner may free it from here on.
             // Under the lock, so that an owner about to sleep sees it set.
             let s = state();
@@ -424,8 +425,6 @@ mod place {
             .as_ref()
     }
 
-    /// Moves the new thread `i` (not started yet: it waits to be placed)
-    /// to the `i`-th allowed CPU after the caller's.
     /// A thread, for `pin`.
     pub type Tid = libc::pthread_t;
 
@@ -433,14 +432,17 @@ mod place {
         handle.as_pthread_t()
     }
 
+    /// Moves helper `i` to the `i`-th allowed CPU after the caller's: a new
+    /// helper before it starts (it waits to be placed), a sleeping one
+    /// before it is woken (`pool::submit`).
     pub fn pin(tid: Tid, i: usize) {
         let Some((_, cpus)) = allowed() else { return };
         // SAFETY: `sched_getcpu` has no preconditions.
         let here = usize::try_from(unsafe { libc::sched_getcpu() }).ok();
         let from = here.and_then(|h| cpus.iter().position(|&c| c == h)).unwrap_or(0);
         let cpu = cpus[(from + i) % cpus.len()];
-        // SAFETY: the handle names a live thread (it waits for the caller),
-        // the set is valid; a failed call leaves the thread where it is.
+        // SAFETY: `tid` names a live thread (helpers never end), the set is
+        // valid; a failed call leaves the thread where it is.
         unsafe {
             let mut one: libc::cpu_set_t = std::mem::zeroed();
             libc::CPU_SET(cpu, &mut one);

@@ -17,9 +17,9 @@ use serde::Serialize;
 
 use crate::render::view::{self, common_labels};
 use crate::stack::model::{
-    Container, Datastore, EnvFrom, EnvValue, Map, Mount, Probe, Quantities, Restart, Service, Stack,
+    Container, ContainerRef, Datastore, EnvFrom, EnvValue, Map, Mount, Probe, Quantities, Restart, Service, Stack,
 };
-use crate::stack::validate::{ContainerRef, main_container};
+use crate::stack::validate::main_container;
 
 /// The whole compose directory, ready for the templates.
 #[derive(Debug, Serialize)]

@@ -9,6 +9,7 @@
 //! Undefined variables are errors, and templates see no clock, environment
 //! or files.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -81,28 +82,18 @@ fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<()
         // dotenv comments and values: one line, nothing a dotenv reader
         // would interpolate or end early.
         AutoEscape::Custom(kind) if kind == "dotenv" => {
-            if let Some(s) = value.as_str()
-                && !has_control(s)
-                && !s.contains('$')
-            {
-                return out.write_str(s).map_err(Error::from);
-            }
-            let text: String =
-                value.to_string().chars().map(|c| if c.is_control() || c == '$' { ' ' } else { c }).collect();
-            out.write_str(&text).map_err(Error::from)
+            let text = text_of(value);
+            out.write_str(&one_line(&text, Some('$'))).map_err(Error::from)
         }
         // Markdown: one line, and nothing that closes a code fence.
         AutoEscape::Custom(kind) if kind == "markdown" => {
-            // Most values (names, commands, descriptions) need neither change:
-            // written as they are, without the three copies.
-            if let Some(s) = value.as_str()
-                && !has_control(s)
-                && !(s.contains('`') && s.contains("```"))
-            {
-                return out.write_str(s).map_err(Error::from);
+            let text = text_of(value);
+            let line = one_line(&text, None);
+            if line.contains('`') && line.contains("```") {
+                out.write_str(&line.replace("```", "'''")).map_err(Error::from)
+            } else {
+                out.write_str(&line).map_err(Error::from)
             }
-            let text: String = value.to_string().chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-            out.write_str(&text.replace("```", "'''")).map_err(Error::from)
         }
         // SQL: a double-quoted identifier.
         AutoEscape::Custom(kind) if kind == "sql" => {
@@ -119,10 +110,20 @@ fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<()
     }
 }
 
-/// Whether `s` holds a control character (`char::is_control`: C0, DEL, C1),
-/// by bytes when it is ASCII.
-fn has_control(s: &str) -> bool {
-    if s.is_ascii() { s.bytes().any(|b| b < 0x20 || b == 0x7F) } else { s.chars().any(char::is_control) }
+/// A value's text, borrowed when it is a string.
+fn text_of(value: &Value) -> Cow<'_, str> {
+    value.as_str().map_or_else(|| Cow::Owned(value.to_string()), Cow::Borrowed)
+}
+
+/// `s` on one line: every control character (`char::is_control`: C0, DEL,
+/// C1), and `also`, made a space. Borrowed when there is none, which is
+/// nearly every value (checked by bytes when `s` is ASCII).
+fn one_line(s: &str, also: Option<char>) -> Cow<'_, str> {
+    let control = if s.is_ascii() { s.bytes().any(|b| b < 0x20 || b == 0x7F) } else { s.chars().any(char::is_control) };
+    if !control && also.is_none_or(|a| !s.contains(a)) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.chars().map(|c| if c.is_control() || Some(c) == also { ' ' } else { c }).collect())
 }
 
 /// A value printed in a YAML template: one scalar.

@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use crate::stack::model::{Stack, Target};
+use crate::stack::validate::main_container;
 
 /// One check: what it shows and the command that shows it.
 #[derive(Debug, Serialize)]
@@ -76,20 +77,19 @@ fn kubernetes(stack: &Stack) -> Section {
             expect: Some(format!("deployment \"{name}\" successfully rolled out")),
         });
         let main_name = crate::stack::validate::main_name(name, svc);
-        // Probes and ports only; the main container's are the service's own.
-        let containers = std::iter::once((&main_name, &svc.probes, &svc.ports))
-            .chain(svc.sidecars.iter().map(|(n, c)| (n, &c.probes, &c.ports)));
-        for (cname, probes, ports) in containers {
+        let containers = std::iter::once((&main_name, main_container(svc)))
+            .chain(svc.sidecars.iter().map(|(n, c)| (n, c.borrowed())));
+        for (cname, c) in containers {
             let target = format!("deployment/{name}");
             let exec = |cmd: Vec<String>| {
                 let mut w = words(&["kubectl", "exec", "-n", ns, &target, "-c", cname, "--"]);
                 w.extend(cmd);
                 shell(&w)
             };
-            let probe = probes.readiness.as_ref().or(probes.liveness.as_ref());
+            let probe = c.probes.readiness.as_ref().or(c.probes.liveness.as_ref());
             let Some(p) = probe else { continue };
             if let Some(h) = &p.http {
-                let port = ports.get(&h.port).map_or(80, |p| p.port);
+                let port = c.ports.get(&h.port).map_or(80, |p| p.port);
                 checks.push(Check {
                     description: format!("`{cname}` in `{name}` answers HTTP"),
                     command: Some(exec(words(&["curl", "-I", &format!("http://127.0.0.1:{port}{}", h.path)]))),
@@ -102,7 +102,7 @@ fn kubernetes(stack: &Stack) -> Section {
                     expect: Some("exit status 0".into()),
                 });
             } else if let Some(t) = &p.tcp {
-                let port = ports.get(t).map_or(0, |p| p.port);
+                let port = c.ports.get(t).map_or(0, |p| p.port);
                 checks.push(Check {
                     description: format!("`{cname}` in `{name}` listens on port {port} (`{t}`)"),
                     command: Some(shell(&words(&["kubectl", "get", "endpoints", "-n", ns]))),

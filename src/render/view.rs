@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::stack::model::{
-    EnvValue, ExposeType, Map, Probe, Protocol, Quantities, Resources, Service, Stack, Strategy,
+    ContainerRef, EnvValue, ExposeType, Map, Probe, Protocol, Quantities, Resources, Service, Stack, Strategy,
 };
 use crate::stack::validate::{main_container, main_name};
 
@@ -262,7 +262,7 @@ fn probe(kind: &'static str, p: &Probe, ports: &Map<crate::stack::model::Port>) 
     )
 }
 
-fn container(stack: &Stack, name: &str, c: &crate::stack::validate::ContainerRef) -> ContainerView {
+fn container(stack: &Stack, name: &str, c: &ContainerRef) -> ContainerView {
     let env = crate::stack::validate::env_order(c.env)
         .into_iter()
         .map(|k| (k.to_string(), &c.env[k]))
@@ -442,9 +442,9 @@ pub fn workload(stack: &Stack, name: &str, svc: &Service) -> WorkloadView {
 /// The Service view of an exposed service, if it is exposed.
 pub fn service(stack: &Stack, name: &str, svc: &Service) -> Option<ServiceView> {
     let expose = svc.expose.as_ref()?;
-    // The main container's ports are the service's own.
+    let main = main_container(svc);
     let ports_of = |target: &str| {
-        std::iter::once(&svc.ports).chain(svc.sidecars.values().map(|c| &c.ports)).find_map(|p| p.get(target)).cloned()
+        std::iter::once(main.ports).chain(svc.sidecars.values().map(|c| &c.ports)).find_map(|p| p.get(target)).cloned()
     };
     let mut labels = common_labels(stack);
     labels.insert("app.kubernetes.io/name".into(), name.to_string());

@@ -291,6 +291,45 @@ pub struct Container {
     pub security: Security,
 }
 
+/// A container's fields, borrowed: those of a sidecar or init container
+/// (`Container::borrowed`), or those a service gives its main container
+/// (`validate::main_container`), so that both are read the same way
+/// without a copy.
+#[derive(Debug, Clone, Copy)]
+pub struct ContainerRef<'a> {
+    /// Empty for a service without `image` (one built from source).
+    pub image: &'a str,
+    pub command: &'a [String],
+    pub args: &'a [String],
+    pub working_dir: Option<&'a str>,
+    pub ports: &'a Map<Port>,
+    pub env: &'a Map<EnvValue>,
+    pub env_from: &'a [EnvFrom],
+    pub mounts: &'a [Mount],
+    pub probes: &'a Probes,
+    pub resources: Option<&'a Resources>,
+    pub security: &'a Security,
+}
+
+impl Container {
+    /// This container's fields, borrowed.
+    pub fn borrowed(&self) -> ContainerRef<'_> {
+        ContainerRef {
+            image: &self.image,
+            command: &self.command,
+            args: &self.args,
+            working_dir: self.working_dir.as_deref(),
+            ports: &self.ports,
+            env: &self.env,
+            env_from: &self.env_from,
+            mounts: &self.mounts,
+            probes: &self.probes,
+            resources: self.resources.as_ref(),
+            security: &self.security,
+        }
+    }
+}
+
 /// A container port. Written as a number or as a map.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::stack::model::{
-    AccessMode, Container, DatastoreMapping, EnvFrom, EnvValue, Map, Mount, Port, Probe, Security, Service, Stack,
+    AccessMode, ContainerRef, DatastoreMapping, EnvFrom, EnvValue, Map, Mount, Port, Probe, Security, Service, Stack,
     Target,
 };
 use crate::stack::resolve::Locator;
@@ -1075,45 +1075,6 @@ pub fn secret_keys(s: &crate::stack::model::Secret) -> Vec<&str> {
 /// The main container's name.
 pub fn main_name(service: &str, svc: &Service) -> String {
     svc.container_name.clone().unwrap_or_else(|| service.to_string())
-}
-
-/// A container's fields, borrowed: those of a sidecar or init container
-/// (`Container::borrowed`), or those a service gives its main container
-/// (`main_container`). Each was a clone of the service's fields, made
-/// up to five times per service and environment.
-#[derive(Debug, Clone, Copy)]
-pub struct ContainerRef<'a> {
-    /// Empty for a service without `image` (one built from source).
-    pub image: &'a str,
-    pub command: &'a [String],
-    pub args: &'a [String],
-    pub working_dir: Option<&'a str>,
-    pub ports: &'a Map<Port>,
-    pub env: &'a Map<EnvValue>,
-    pub env_from: &'a [EnvFrom],
-    pub mounts: &'a [Mount],
-    pub probes: &'a crate::stack::model::Probes,
-    pub resources: Option<&'a crate::stack::model::Resources>,
-    pub security: &'a Security,
-}
-
-impl Container {
-    /// This container's fields, borrowed.
-    pub fn borrowed(&self) -> ContainerRef<'_> {
-        ContainerRef {
-            image: &self.image,
-            command: &self.command,
-            args: &self.args,
-            working_dir: self.working_dir.as_deref(),
-            ports: &self.ports,
-            env: &self.env,
-            env_from: &self.env_from,
-            mounts: &self.mounts,
-            probes: &self.probes,
-            resources: self.resources.as_ref(),
-            security: &self.security,
-        }
-    }
 }
 
 /// The service's own container fields, as its main container.
