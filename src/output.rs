@@ -214,6 +214,16 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) {
 /// Compares the plan with the tree under `root`.
 pub fn compare(root: &Path, plan: &Plan) -> Result<Changes> {
     let mut ch = Changes::default();
+    // No output root yet (a first render, a fresh checkout): every file is
+    // new, and there is nothing to read back, prune or find foreign. The
+    // walk below would find the same, a path and a lookup per file.
+    if !fs::metadata(root).is_ok_and(|m| m.is_dir()) {
+        for rel in plan.files.keys() {
+            checked_rel(rel)?;
+            ch.added.push(rel.clone());
+        }
+        return Ok(ch);
+    }
     let mut present = Present::new(root);
     let mut existing = Vec::new();
     for (rel, bytes) in &plan.files {
