@@ -37,18 +37,22 @@ pub enum Found {
     Unsure,
 }
 
+/// foldhash, as `stack::model::Map`: SipHash was a quarter of building
+/// the index.
+type Hasher = foldhash::fast::RandomState;
+
 /// Positions of the keys of a text of the plain block shape.
 #[derive(Debug, Default, Clone)]
 pub struct KeyIndex {
-    keys: HashMap<String, Pos>,
+    keys: HashMap<String, Pos, Hasher>,
     /// Indexed paths the index cannot vouch for: a key with a `.` in it, and
     /// everything under one. The parser joins keys with `.` and keeps the
     /// last write of a path, so `a.b: 1` and a later `a: {b: 2}` (which the
     /// index does not read) are one path to it.
-    dotted: HashSet<String>,
+    dotted: HashSet<String, Hasher>,
     /// Paths whose value the index did not look into (a sequence, a flow
     /// collection or a block scalar).
-    opaque: HashSet<String>,
+    opaque: HashSet<String, Hasher>,
 }
 
 impl KeyIndex {
@@ -116,7 +120,15 @@ pub fn index(text: &str) -> Option<KeyIndex> {
         }
         let (key, value) = plain_key(rest)?;
         let parent = open.last()?;
-        let path = if parent.path.is_empty() { key.to_string() } else { format!("{}.{key}", parent.path) };
+        let path = if parent.path.is_empty() {
+            key.to_string()
+        } else {
+            let mut p = String::with_capacity(parent.path.len() + 1 + key.len());
+            p.push_str(&parent.path);
+            p.push('.');
+            p.push_str(key);
+            p
+        };
         let dotted = parent.dotted || key.contains('.');
         if dotted {
             ix.dotted.insert(path.clone());
