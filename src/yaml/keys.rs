@@ -150,8 +150,12 @@ pub fn index(text: &str) -> Option<KeyIndex> {
                 break;
             };
             if is_seq_entry(next_rest) && next_col >= col {
-                // A sequence: skipped whole (its items are `[i]` paths).
+                // A sequence: skipped whole (its items are `[i]` paths),
+                // once it is clear that it ends where its lines say.
                 i = skip_block(&lines, next, col, true);
+                if !one_line_items(&lines[next..i]) {
+                    return None;
+                }
                 ix.opaque.insert(path);
             } else if next_col > col {
                 open.push(Open { col: next_col, path, dotted });
@@ -201,6 +205,44 @@ fn plain_key(s: &str) -> Option<(&str, &str)> {
         && resolve_plain_core(key).is_none()
         && (after.is_empty() || after.starts_with(' '));
     ok.then_some((key, after))
+}
+
+/// Whether the lines of a sequence keep each quoted scalar and flow
+/// collection on one line. The event parser lets a quoted scalar of an
+/// item run on over lines indented less than the sequence (a fuzzer found
+/// `- " :` whose closing quote came after `services:` and `web:` lines at
+/// the left margin), so those lines are not keys, though `skip_block`
+/// ends the sequence at them. Block scalars are skipped: their lines are
+/// text. Conservative: a line starting with a quoted key (`- "a": b`) fails
+/// too, as such a key fails the index anywhere else.
+fn one_line_items(lines: &[&str]) -> bool {
+    let mut i = 0;
+    while i < lines.len() {
+        let Some((col, mut rest)) = content(lines[i]) else {
+            i += 1;
+            continue;
+        };
+        i += 1;
+        // The column of the node that starts after the `- ` entries.
+        let mut at = col;
+        while is_seq_entry(rest) {
+            let after = rest[1..].trim_start_matches(' ');
+            at += rest.len() - after.len();
+            rest = after;
+        }
+        let value = plain_key(rest).map_or(rest, |(_, v)| v.trim_start_matches(' '));
+        match value.as_bytes().first() {
+            // A block scalar's lines are indented deeper than its node.
+            Some(b'|' | b'>') => {
+                while i < lines.len() && content(lines[i]).is_none_or(|(c, _)| c > at) {
+                    i += 1;
+                }
+            }
+            Some(b'"' | b'\'' | b'{' | b'[') if !closes_on_line(value) => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// The line after a block that belongs to something at column `col`: lines
@@ -307,5 +349,22 @@ mod tests {
         ] {
             assert!(index(bad).is_none(), "{bad:?}");
         }
+    }
+
+    /// A quoted scalar of a sequence item that runs on past the lines
+    /// `skip_block` gives the sequence: what follows is not keys, so there
+    /// is no index (found by the `locate_keys` fuzzer; the index had put
+    /// `services.web` and `b` there). The event parser takes both texts.
+    #[test]
+    fn items_running_on_past_their_sequence() {
+        for text in ["a:\n- \" :\nla:\nservices:\n  web: x\"\n", "a:\n- 'x\nb: 1'\n"] {
+            assert!(crate::yaml::parse(text).is_ok(), "{text:?}");
+            assert!(index(text).is_none(), "{text:?}");
+        }
+        // One-line quoted and flow items, and block scalars with quotes in
+        // their text, keep the index.
+        let text = "a:\n- \"x: y\"\n- k: [1, 2]\n  run: |\n    it's \"\n- >\n  don't\nb:\n  c: 1\n";
+        assert_eq!(agrees("one-line items", text), 3);
+        assert_eq!(index(text).unwrap().exact("b.c"), Found::At(Pos { line: 9, col: 3 }));
     }
 }
