@@ -318,7 +318,7 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     // in parallel; results are gathered in definition order. Between the two
     // phases the parsed stack files are released (only the typed stacks are
     // needed to render), which lowers the peak memory of a large stack.
-    let resolved = crate::par::map_min(&units, 2, |(doc, env)| resolve_env(doc, env));
+    let resolved = resolve_all(&units);
     let mut ready = Vec::new();
     for ((doc, env), (mut found, stack)) in units.iter().zip(resolved) {
         diags.append(&mut found);
@@ -392,6 +392,35 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     }
     plan.seal();
     Ok((plan, diags))
+}
+
+/// `resolve_env` of every unit, in parallel, the results in the order of
+/// `units`. The threads take the units in turn from each stack file
+/// (`a/1 a/2 b/1 c/1 c/2` as `a/1 b/1 c/1 a/2 c/2`), so that they do not
+/// start on the same file: what a file builds on first use, such as the
+/// key index that places its warnings, one thread built while the other
+/// waited for it (about 0.2 ms, loomio's first two environments side by side).
+fn resolve_all(units: &[(&Document, String)]) -> Vec<(Vec<Diagnostic>, Option<crate::stack::model::Stack>)> {
+    let mut files: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, (doc, _)) in units.iter().enumerate() {
+        match files.last_mut() {
+            Some(r) if std::ptr::eq(*doc, units[r.start].0) => r.end = i + 1,
+            _ => files.push(i..i + 1),
+        }
+    }
+    let longest = files.iter().map(|r| r.len()).max().unwrap_or(0);
+    let mut order = Vec::with_capacity(units.len());
+    for k in 0..longest {
+        for r in &files {
+            if r.start + k < r.end {
+                order.push(r.start + k);
+            }
+        }
+    }
+    let done = crate::par::map_min(&order, 2, |&i| resolve_env(units[i].0, &units[i].1));
+    let mut done: Vec<(usize, _)> = order.into_iter().zip(done).collect();
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The render weight from which freeing goes to a thread of its own;
