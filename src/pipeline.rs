@@ -401,26 +401,34 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
 /// key index that places its warnings, one thread built while the other
 /// waited for it (about 0.2 ms, loomio's first two environments side by side).
 fn resolve_all(units: &[(&Document, String)]) -> Vec<(Vec<Diagnostic>, Option<crate::stack::model::Stack>)> {
-    let mut files: Vec<std::ops::Range<usize>> = Vec::new();
-    for (i, (doc, _)) in units.iter().enumerate() {
-        match files.last_mut() {
-            Some(r) if std::ptr::eq(*doc, units[r.start].0) => r.end = i + 1,
-            _ => files.push(i..i + 1),
-        }
-    }
-    let longest = files.iter().map(|r| r.len()).max().unwrap_or(0);
-    let mut order = Vec::with_capacity(units.len());
-    for k in 0..longest {
-        for r in &files {
-            if r.start + k < r.end {
-                order.push(r.start + k);
-            }
-        }
-    }
+    let order = in_turns(units, |a, b| std::ptr::eq(a.0, b.0));
     let done = crate::par::map_min(&order, 2, |&i| resolve_env(units[i].0, &units[i].1));
     let mut done: Vec<(usize, _)> = order.into_iter().zip(done).collect();
     done.sort_unstable_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The indices of `items`, runs of items that are `same` taken in turn:
+/// the first of each run, then the second of each, and so on. Linear: a
+/// run leaves the turns once it is exhausted (one file with 10,000
+/// environments beside 10,000 files with one each is 20,000 steps).
+fn in_turns<T>(items: &[T], same: impl Fn(&T, &T) -> bool) -> Vec<usize> {
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match runs.last_mut() {
+            Some(r) if same(&items[r.start], item) => r.end = i + 1,
+            _ => runs.push(i..i + 1),
+        }
+    }
+    let mut order = Vec::with_capacity(items.len());
+    while !runs.is_empty() {
+        runs.retain_mut(|r| {
+            order.push(r.start);
+            r.start += 1;
+            r.start < r.end
+        });
+    }
+    order
 }
 
 /// The render weight from which freeing goes to a thread of its own;
@@ -631,4 +639,21 @@ fn validate_cmd(a: &ValidateArgs) -> Result<(), Failure> {
         plan.files.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_turns;
+
+    #[test]
+    fn in_turns_takes_one_item_of_each_run_at_a_time() {
+        let same = |a: &&str, b: &&str| a == b;
+        assert_eq!(in_turns(&["a", "a", "b", "c", "c", "c"], same), [0, 2, 3, 1, 4, 5]);
+        assert_eq!(in_turns(&["a", "a", "a"], same), [0, 1, 2]);
+        assert_eq!(in_turns(&["a", "a", "a", "b", "c"], same), [0, 3, 4, 1, 2]);
+        assert_eq!(in_turns(&["a", "b", "c"], same), [0, 1, 2]);
+        // Runs, not groups: a file never comes back after another.
+        assert_eq!(in_turns(&["a", "b", "a"], same), [0, 1, 2]);
+        assert!(in_turns(&[] as &[&str], same).is_empty());
+    }
 }
