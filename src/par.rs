@@ -196,18 +196,16 @@ mod pool {
         s
     }
 
-    /// Watches for `ready()` for up to `SPIN`; whether it became true.
-    fn spin(ready: impl Fn() -> bool) -> bool {
+    /// Watches for `ready()` for up to `SPIN`. The caller looks again
+    /// under the lock either way, so it is not told which it was.
+    fn spin(ready: impl Fn() -> bool) {
         let start = Instant::now();
-        loop {
+        while start.elapsed() <= SPIN {
             for _ in 0..64 {
                 if ready() {
-                    return true;
+                    return;
                 }
                 std::hint::spin_loop();
-            }
-            if start.elapsed() > SPIN {
-                return ready();
             }
         }
     }

@@ -19,7 +19,6 @@ use crate::render::view::{self, common_labels};
 use crate::stack::model::{
     Container, ContainerRef, Datastore, EnvFrom, EnvValue, Map, Mount, Probe, Quantities, Restart, Service, Stack,
 };
-use crate::stack::validate::main_container;
 
 /// The whole compose directory, ready for the templates.
 #[derive(Debug, Serialize)]
@@ -429,7 +428,7 @@ impl Builder<'_> {
     }
 
     fn service(&mut self, name: &str, svc: &Service, out: &mut Vec<ComposeService>) {
-        let main = main_container(svc);
+        let main = svc.main_container();
         let all: Vec<ContainerRef> = std::iter::once(main)
             .chain(svc.sidecars.values().map(Container::borrowed))
             .chain(svc.init.values().map(Container::borrowed))

@@ -89,11 +89,10 @@ fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<()
         AutoEscape::Custom(kind) if kind == "markdown" => {
             let text = text_of(value);
             let line = one_line(&text, None);
-            if line.contains('`') && line.contains("```") {
-                out.write_str(&line.replace("```", "'''")).map_err(Error::from)
-            } else {
-                out.write_str(&line).map_err(Error::from)
-            }
+            // A byte search first: nearly no value holds a backquote.
+            let line =
+                if line.contains('`') && line.contains("```") { Cow::Owned(line.replace("```", "'''")) } else { line };
+            out.write_str(&line).map_err(Error::from)
         }
         // SQL: a double-quoted identifier.
         AutoEscape::Custom(kind) if kind == "sql" => {

@@ -6,7 +6,6 @@
 use serde::Serialize;
 
 use crate::stack::model::{Stack, Target};
-use crate::stack::validate::main_container;
 
 /// One check: what it shows and the command that shows it.
 #[derive(Debug, Serialize)]
@@ -77,7 +76,7 @@ fn kubernetes(stack: &Stack) -> Section {
             expect: Some(format!("deployment \"{name}\" successfully rolled out")),
         });
         let main_name = crate::stack::validate::main_name(name, svc);
-        let containers = std::iter::once((&main_name, main_container(svc)))
+        let containers = std::iter::once((&main_name, svc.main_container()))
             .chain(svc.sidecars.iter().map(|(n, c)| (n, c.borrowed())));
         for (cname, c) in containers {
             let target = format!("deployment/{name}");

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::stack::model::{
     ContainerRef, EnvValue, ExposeType, Map, Probe, Protocol, Quantities, Resources, Service, Stack, Strategy,
 };
-use crate::stack::validate::{main_container, main_name};
+use crate::stack::validate::main_name;
 
 /// Default resources for a container that states none.
 const DEFAULT_REQUESTS: (&str, &str) = ("100m", "128Mi");
@@ -355,7 +355,7 @@ fn pod_volume_name(m: &crate::stack::model::Mount) -> String {
 
 /// The workload view of a service.
 pub fn workload(stack: &Stack, name: &str, svc: &Service) -> WorkloadView {
-    let main = main_container(svc);
+    let main = svc.main_container();
     let mut containers = vec![container(stack, &main_name(name, svc), &main)];
     containers.extend(svc.sidecars.iter().map(|(n, c)| container(stack, n, &c.borrowed())));
     let init_containers: Vec<ContainerView> =
@@ -442,7 +442,7 @@ pub fn workload(stack: &Stack, name: &str, svc: &Service) -> WorkloadView {
 /// The Service view of an exposed service, if it is exposed.
 pub fn service(stack: &Stack, name: &str, svc: &Service) -> Option<ServiceView> {
     let expose = svc.expose.as_ref()?;
-    let main = main_container(svc);
+    let main = svc.main_container();
     let ports_of = |target: &str| {
         std::iter::once(main.ports).chain(svc.sidecars.values().map(|c| &c.ports)).find_map(|p| p.get(target)).cloned()
     };

@@ -106,7 +106,7 @@ fn yes() -> bool {
 // Kept out of the doc comment, which is the JSON Schema's description: the main
 // container's fields repeat those of `Container` on purpose:
 // `#[serde(flatten)]` cannot be combined with `deny_unknown_fields`, and a
-// flat service is what people write. `validate::main_container` borrows
+// flat service is what people write. `Service::main_container` borrows
 // them as a `ContainerRef`, as `Container::borrowed` does a container's.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -293,7 +293,7 @@ pub struct Container {
 
 /// A container's fields, borrowed: those of a sidecar or init container
 /// (`Container::borrowed`), or those a service gives its main container
-/// (`validate::main_container`), so that both are read the same way
+/// (`Service::main_container`), so that both are read the same way
 /// without a copy.
 #[derive(Debug, Clone, Copy)]
 pub struct ContainerRef<'a> {
@@ -316,6 +316,25 @@ impl Container {
     pub fn borrowed(&self) -> ContainerRef<'_> {
         ContainerRef {
             image: &self.image,
+            command: &self.command,
+            args: &self.args,
+            working_dir: self.working_dir.as_deref(),
+            ports: &self.ports,
+            env: &self.env,
+            env_from: &self.env_from,
+            mounts: &self.mounts,
+            probes: &self.probes,
+            resources: self.resources.as_ref(),
+            security: &self.security,
+        }
+    }
+}
+
+impl Service {
+    /// The service's own container fields, borrowed as its main container.
+    pub fn main_container(&self) -> ContainerRef<'_> {
+        ContainerRef {
+            image: self.image.as_deref().unwrap_or_default(),
             command: &self.command,
             args: &self.args,
             working_dir: self.working_dir.as_deref(),

@@ -223,7 +223,7 @@ impl Checker<'_> {
         for (i, n) in svc.networks.iter().enumerate() {
             self.reference_in(&format!("{base}.networks[{i}]"), "network", n, &self.stack.networks);
         }
-        let mut containers: Vec<(String, ContainerRef)> = vec![(base.clone(), main_container(svc))];
+        let mut containers: Vec<(String, ContainerRef)> = vec![(base.clone(), svc.main_container())];
         containers.extend(svc.sidecars.iter().map(|(n, c)| (path!(base, ".sidecars.", n), c.borrowed())));
         let inits: Vec<(String, ContainerRef)> =
             svc.init.iter().map(|(n, c)| (path!(base, ".init.", n), c.borrowed())).collect();
@@ -1075,23 +1075,6 @@ pub fn secret_keys(s: &crate::stack::model::Secret) -> Vec<&str> {
 /// The main container's name.
 pub fn main_name(service: &str, svc: &Service) -> String {
     svc.container_name.clone().unwrap_or_else(|| service.to_string())
-}
-
-/// The service's own container fields, as its main container.
-pub fn main_container(svc: &Service) -> ContainerRef<'_> {
-    ContainerRef {
-        image: svc.image.as_deref().unwrap_or_default(),
-        command: &svc.command,
-        args: &svc.args,
-        working_dir: svc.working_dir.as_deref(),
-        ports: &svc.ports,
-        env: &svc.env,
-        env_from: &svc.env_from,
-        mounts: &svc.mounts,
-        probes: &svc.probes,
-        resources: svc.resources.as_ref(),
-        security: &svc.security,
-    }
 }
 
 /// A Kubernetes resource quantity such as `100m`, `1.5`, `512Mi`, `1e3`.
