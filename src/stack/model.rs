@@ -311,41 +311,37 @@ pub struct ContainerRef<'a> {
     pub security: &'a Security,
 }
 
+/// A `ContainerRef` of `$c`'s container fields, `$image` its image: the
+/// field list of `Container` and of a service's main container, in one place.
+macro_rules! container_ref {
+    ($c:expr, image: $image:expr) => {
+        ContainerRef {
+            image: $image,
+            command: &$c.command,
+            args: &$c.args,
+            working_dir: $c.working_dir.as_deref(),
+            ports: &$c.ports,
+            env: &$c.env,
+            env_from: &$c.env_from,
+            mounts: &$c.mounts,
+            probes: &$c.probes,
+            resources: $c.resources.as_ref(),
+            security: &$c.security,
+        }
+    };
+}
+
 impl Container {
     /// This container's fields, borrowed.
     pub fn borrowed(&self) -> ContainerRef<'_> {
-        ContainerRef {
-            image: &self.image,
-            command: &self.command,
-            args: &self.args,
-            working_dir: self.working_dir.as_deref(),
-            ports: &self.ports,
-            env: &self.env,
-            env_from: &self.env_from,
-            mounts: &self.mounts,
-            probes: &self.probes,
-            resources: self.resources.as_ref(),
-            security: &self.security,
-        }
+        container_ref!(self, image: &self.image)
     }
 }
 
 impl Service {
     /// The service's own container fields, borrowed as its main container.
     pub fn main_container(&self) -> ContainerRef<'_> {
-        ContainerRef {
-            image: self.image.as_deref().unwrap_or_default(),
-            command: &self.command,
-            args: &self.args,
-            working_dir: self.working_dir.as_deref(),
-            ports: &self.ports,
-            env: &self.env,
-            env_from: &self.env_from,
-            mounts: &self.mounts,
-            probes: &self.probes,
-            resources: self.resources.as_ref(),
-            security: &self.security,
-        }
+        container_ref!(self, image: self.image.as_deref().unwrap_or_default())
     }
 }
 
