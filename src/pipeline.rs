@@ -130,28 +130,30 @@ fn new_cmd(a: &NewArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Writes the embedded templates into `dir` with the render's writer
+/// ([`output::apply`]): all or nothing, nothing written through a symbolic
+/// link (a symlink at a template's path is replaced, its target untouched),
+/// and without `--force` nothing at all when an existing file differs.
+/// Files that already hold the built-in text are left as they are.
 fn export_templates(dir: &Path, force: bool) -> Result<(), Failure> {
-    let mut existing = Vec::new();
-    for (name, _) in crate::embedded::TEMPLATES {
-        let path = dir.join(name);
-        if path.exists() && !force {
-            existing.push(path.display().to_string());
-        }
+    let mut plan = Plan::default();
+    for (name, text) in crate::embedded::TEMPLATES {
+        plan.files.insert((*name).to_string(), text.as_bytes().to_vec());
     }
-    if !existing.is_empty() {
+    let changes = output::compare(dir, &plan)?;
+    if !force && !changes.changed.is_empty() {
+        let differ: Vec<String> = changes.changed.iter().map(|f| dir.join(f).display().to_string()).collect();
         return Err(Failure::Other(anyhow::anyhow!(
-            "not overwriting existing files (pass --force): {}",
-            existing.join(", ")
+            "not overwriting existing files that differ from the built-in templates (pass --force): {}",
+            differ.join(", ")
         )));
     }
-    for (name, text) in crate::embedded::TEMPLATES {
-        let path = dir.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
-        }
-        std::fs::write(&path, text).with_context(|| format!("cannot write `{}`", path.display()))?;
-    }
-    println!("wrote {} templates to {}", crate::embedded::TEMPLATES.len(), dir.display());
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    output::apply(dir, &plan, &changes, &mut Disk { fsync: false })?;
+    let written = changes.added.len() + changes.changed.len();
+    let kept = changes.unchanged.len();
+    let kept = if kept == 0 { String::new() } else { format!(" ({kept} already up to date)") };
+    println!("wrote {written} templates to {}{kept}", dir.display());
     Ok(())
 }
 

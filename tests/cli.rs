@@ -944,6 +944,65 @@ fn templates_list_and_export() {
     }
 }
 
+#[test]
+fn templates_export_is_all_or_nothing_and_never_through_a_symlink() {
+    let tmp = tempdir();
+    Test::new().args(["templates", "export", "tpl"]).current_dir(tmp.path()).run().code(0);
+    let exported = tree(&tmp.path().join("tpl"));
+
+    // Exporting again over identical files is not a conflict.
+    let out = Test::new().args(["templates", "export", "tpl"]).current_dir(tmp.path()).run();
+    out.code(0);
+    assert!(
+        out.stdout.contains(&format!("wrote 0 templates to tpl ({} already up to date)", exported.len())),
+        "{}",
+        out.stdout
+    );
+
+    // A symlink at a template's path: refused, with --force too (as render
+    // refuses one in its output), and its target is not written.
+    let outside = tempdir();
+    let target = write(outside.path(), "keep.txt", "not a template\n");
+    let job = tmp.path().join("tpl/kubernetes/job.yaml.j2");
+    std::fs::remove_file(&job).unwrap();
+    std::os::unix::fs::symlink(&target, &job).unwrap();
+    Test::new().args(["templates", "export", "tpl"]).current_dir(tmp.path()).run().code(2).stderr_has("--force");
+    assert!(std::fs::symlink_metadata(&job).unwrap().file_type().is_symlink());
+    let out = Test::new().args(["templates", "export", "tpl", "--force"]).current_dir(tmp.path()).run();
+    out.code(2).stderr_has("symbolic link");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "not a template\n");
+    assert!(std::fs::symlink_metadata(&job).unwrap().file_type().is_symlink());
+    std::fs::remove_file(&job).unwrap();
+    Test::new().args(["templates", "export", "tpl"]).current_dir(tmp.path()).run().code(0);
+    assert_eq!(tree(&tmp.path().join("tpl")), exported);
+
+    // A symlinked directory among the template paths: nothing is written
+    // through it, nor anywhere else.
+    let compose = tmp.path().join("tpl/compose");
+    std::fs::remove_dir_all(&compose).unwrap();
+    std::os::unix::fs::symlink(outside.path(), &compose).unwrap();
+    let job_text = std::fs::read(&job).unwrap();
+    std::fs::write(&job, "edited\n").unwrap();
+    let before = (tree(tmp.path()), tree(outside.path()));
+    let out = Test::new().args(["templates", "export", "tpl", "--force"]).current_dir(tmp.path()).run();
+    out.code(2).stderr_has("symbolic link");
+    assert_eq!((tree(tmp.path()), tree(outside.path())), before);
+    std::fs::remove_file(&compose).unwrap();
+
+    // One template that cannot be written (a directory in its place): the
+    // others are not written either.
+    std::fs::remove_file(tmp.path().join("tpl/kubernetes/service.yaml.j2")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("tpl/kubernetes/service.yaml.j2/inside")).unwrap();
+    let before = tree(tmp.path());
+    Test::new().args(["templates", "export", "tpl", "--force"]).current_dir(tmp.path()).run().code(2);
+    assert_eq!(tree(tmp.path()), before);
+    assert_eq!(std::fs::read(&job).unwrap(), b"edited\n");
+    std::fs::remove_dir_all(tmp.path().join("tpl/kubernetes/service.yaml.j2")).unwrap();
+    Test::new().args(["templates", "export", "tpl", "--force"]).current_dir(tmp.path()).run().code(0);
+    assert_eq!(std::fs::read(&job).unwrap(), job_text);
+    assert_eq!(tree(&tmp.path().join("tpl")), exported);
+}
+
 /// Renders `loops` with one template overridden by the repository's copy
 /// edited with `edit`; checks it failed with exit 2 and wrote nothing.
 fn invalid_output_override(template: &str, edit: impl Fn(&str) -> String, extra: &[&str]) -> common::Output {
