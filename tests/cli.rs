@@ -1060,6 +1060,15 @@ fn unknown_compose_key_in_a_template_override_is_caught() {
     for needle in ["loops/prod/compose/compose.yaml", "unknown field", "Compose Specification", ".services."] {
         assert!(line.contains(needle), "{needle:?} missing from: {line}");
     }
+    // A near miss of a Compose key gets a suggestion.
+    let out = invalid_output_override(
+        "compose/compose.yaml.j2",
+        |t| t.replacen("    restart: {{ s.restart }}\n", "    restrt: {{ s.restart }}\n", 1),
+        &[],
+    );
+    out.stderr_has(
+        "`.services.loops-app.restrt`: unknown field `restrt` (did you mean `restart`?) [Compose Specification]",
+    );
 }
 
 #[test]
