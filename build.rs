@@ -1,8 +1,11 @@
 //! Embeds `stacks/*.yaml`, `templates/**` and `schemas/**/*.json` into the binary, so a fresh
 //! machine can render without any files. The list is generated (sorted by
 //! path) instead of written by hand, so adding a stack or a template needs no
-//! code change. The schemas are embedded encoded (`Encoder`; their JSON
-//! texts only for tests).
+//! code change. The schemas are embedded encoded (`src/validate/encode.rs`;
+//! their JSON texts only for tests).
+
+#[path = "src/validate/encode.rs"]
+mod encode;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -42,93 +45,18 @@ fn table(name: &str, dir: &str, keep: impl Fn(&str) -> bool) -> String {
     s
 }
 
-/// Encodes a parsed JSON schema in the binary form `validate::sdoc` reads
-/// at run time (see there for the format): parsing the JSON text on every
-/// run took about 6% of the CPU time of rendering the built-in stacks.
-struct Encoder {
-    /// Every distinct string, concatenated.
-    table: String,
-    at: std::collections::HashMap<String, u32>,
-    tree: Vec<u8>,
-}
-
-impl Encoder {
-    fn u32(&mut self, n: usize) {
-        self.tree.extend_from_slice(&u32::try_from(n).expect("schema too large").to_le_bytes());
-    }
-
-    fn text(&mut self, s: &str) {
-        let offset = match self.at.get(s) {
-            Some(&o) => o,
-            None => {
-                let o = u32::try_from(self.table.len()).expect("schema too large");
-                self.table.push_str(s);
-                self.at.insert(s.to_string(), o);
-                o
-            }
-        };
-        self.u32(offset as usize);
-        self.u32(s.len());
-    }
-
-    fn value(&mut self, v: &serde_json::Value) {
-        use serde_json::Value;
-        match v {
-            Value::Null => self.tree.push(0),
-            Value::Bool(false) => self.tree.push(1),
-            Value::Bool(true) => self.tree.push(2),
-            Value::Number(n) => {
-                if let Some(u) = n.as_u64() {
-                    self.tree.push(3);
-                    self.tree.extend_from_slice(&u.to_le_bytes());
-                } else if let Some(i) = n.as_i64() {
-                    self.tree.push(4);
-                    self.tree.extend_from_slice(&i.to_le_bytes());
-                } else {
-                    self.tree.push(5);
-                    self.tree.extend_from_slice(&n.as_f64().expect("a finite number").to_le_bytes());
-                }
-            }
-            Value::String(s) => {
-                self.tree.push(6);
-                self.text(s);
-            }
-            Value::Array(items) => {
-                self.tree.push(7);
-                self.u32(items.len());
-                items.iter().for_each(|i| self.value(i));
-            }
-            Value::Object(map) => {
-                self.tree.push(8);
-                self.u32(map.len());
-                for (k, v) in map {
-                    self.text(k);
-                    self.value(v);
-                }
-            }
-        }
-    }
-
-    /// The string table's length, the table, then the tree.
-    fn encode(v: &serde_json::Value) -> Vec<u8> {
-        let mut e = Encoder { table: String::new(), at: std::collections::HashMap::new(), tree: Vec::new() };
-        e.value(v);
-        let mut out = Vec::with_capacity(4 + e.table.len() + e.tree.len());
-        out.extend_from_slice(&u32::try_from(e.table.len()).expect("schema too large").to_le_bytes());
-        out.extend_from_slice(e.table.as_bytes());
-        out.extend_from_slice(&e.tree);
-        out
-    }
-}
-
-/// `SCHEMA_DOCS`: every `schemas/**/*.json`, encoded (`encode`) into `OUT_DIR`.
+/// `SCHEMA_DOCS`: every `schemas/**/*.json`, encoded (`encode::encode`) into
+/// `OUT_DIR`; a CRD's schema closed first (`encode::close_crd`).
 fn schema_docs(out_dir: &Path) -> String {
     let mut s = String::from("pub(crate) static SCHEMA_DOCS: &[(&str, &[u8])] = &[\n");
     for (i, (rel, abs)) in files("schemas", |rel| rel.ends_with(".json")).iter().enumerate() {
         let text = std::fs::read_to_string(abs).expect("read schema");
-        let value: serde_json::Value =
+        let mut value: serde_json::Value =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("schemas/{rel} is not JSON: {e}"));
-        let bytes = Encoder::encode(&value);
+        if encode::is_crd(rel) {
+            encode::close_crd(&mut value);
+        }
+        let bytes = encode::encode(&value);
         let path = out_dir.join(format!("schema-{i}.sdoc"));
         std::fs::write(&path, bytes).expect("write encoded schema");
         writeln!(s, "    ({rel:?}, include_bytes!({:?})),", path.to_string_lossy()).unwrap();
@@ -141,6 +69,7 @@ fn main() {
     println!("cargo:rerun-if-changed=stacks");
     println!("cargo:rerun-if-changed=templates");
     println!("cargo:rerun-if-changed=schemas");
+    println!("cargo:rerun-if-changed=src/validate/encode.rs");
     let mut code = table("STACKS", "stacks", |rel| rel.ends_with(".yaml") && !rel.contains('/'));
     code.push_str(&table("TEMPLATES", "templates", |rel| rel.ends_with(".j2")));
     // The JSON texts only for tests (which compare the encoded form with

@@ -135,8 +135,7 @@ mod tests {
 
     #[test]
     fn accepts_every_built_in_stack_and_rejects_unknown_keys() {
-        let schema = crate::yaml::doc::Doc::from_json(stack_file_schema());
-        let checker = Schema::new(&schema);
+        let checker = Schema::from_json(&stack_file_schema());
         for (file, text) in crate::embedded::STACKS {
             let errors = checker.check(&as_json(text));
             assert!(errors.is_empty(), "{file}: {errors:?}");

@@ -5,10 +5,11 @@
 //! no workload). Unknown fields are errors. See `schemas/README.md` for the
 //! sources and licences of the embedded schemas.
 
+#[cfg(test)]
+mod encode;
 pub mod jsonschema;
 mod sdoc;
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
@@ -23,14 +24,19 @@ pub const KUBE_VERSIONS: &[&str] = &["1.30", "1.32"];
 /// The default Kubernetes version.
 pub const DEFAULT_KUBE_VERSION: &str = "1.32";
 
-/// A schema parsed on first use (or why it could not be).
-type Lazy = OnceLock<Result<Schema<'static>, String>>;
+/// A schema opened on first use (or why it could not be).
+type Lazy = OnceLock<Result<Schema, String>>;
 
-/// The embedded schemas, each parsed on first use (a render needs only
-/// some of them) and then shared by every check. Parsed schema documents
-/// are never freed (see `parse_schema`).
+/// The embedded schemas, each opened on first use (a render needs only
+/// some of them) and then shared by every check. Opened schemas are never
+/// freed (see `parse_schema`).
 pub struct Validator {
-    kube: Schema<'static>,
+    kube: Schema,
+    /// The Kubernetes schema's `kinds` (`apiVersion/kind` → its schema),
+    /// sorted for binary search: looked up for every rendered object.
+    kinds: Vec<(&'static str, sdoc::V)>,
+    /// ObjectMeta's schema, which CRD objects' metadata is checked against.
+    object_meta: Option<sdoc::V>,
     version: String,
     crds: BTreeMap<&'static str, (&'static [u8], Lazy)>,
     compose: Lazy,
@@ -41,49 +47,17 @@ fn embedded(path: &str) -> Option<&'static [u8]> {
     crate::embedded::SCHEMA_DOCS.iter().find(|(p, _)| *p == path).map(|(_, t)| *t)
 }
 
-/// Parses an embedded schema document (its strings borrowed from the
-/// binary) and keeps it for the rest of the process: the compiled checker
-/// borrows from it, and freeing parsed schemas took about 6% of the CPU
-/// time of rendering the built-in stacks.
-fn parse_schema(what: &str, encoded: &'static [u8]) -> Result<&'static mut Doc<'static>, String> {
-    let doc = sdoc::decode(encoded).map_err(|e| format!("embedded schema {what}: {e}"))?;
-    Ok(Box::leak(Box::new(doc)))
+/// Opens an embedded schema (read in place, see `sdoc`) and keeps it for
+/// the rest of the process: the compiled checker borrows from it.
+fn parse_schema(what: &str, encoded: &'static [u8]) -> Result<sdoc::V, String> {
+    sdoc::Encoded::open(encoded).map(|e| e.root()).map_err(|e| format!("embedded schema {what}: {e}"))
 }
 
-/// The value of `key` in a map, inserted as `default()` when missing.
-fn entry<'d>(
-    map: &'d mut Vec<(Cow<'static, str>, Doc<'static>)>,
-    key: &'static str,
-    default: impl FnOnce() -> Doc<'static>,
-) -> &'d mut Doc<'static> {
-    let i = match map.iter().position(|(k, _)| k == key) {
-        Some(i) => i,
-        None => {
-            map.push((Cow::Borrowed(key), default()));
-            map.len() - 1
-        }
-    };
-    &mut map[i].1
-}
-
-/// Parses a CRD schema and closes it the way the API server treats it.
-fn parse_crd(path: &str, encoded: &'static [u8]) -> Result<Schema<'static>, String> {
-    let doc = parse_schema(path, encoded)?;
-    let typed = |t: &'static str| Doc::Object(vec![(Cow::Borrowed("type"), Doc::String(Cow::Borrowed(t)))]);
-    // CRD schemas leave the root open; an unknown top-level field is
-    // still an error for the API server.
-    if let Doc::Object(root) = doc {
-        entry(root, "additionalProperties", || Doc::Bool(false));
-        // Every object has these, whether the CRD lists them or not
-        // (metadata is checked as ObjectMeta separately).
-        if let Doc::Object(props) = entry(root, "properties", || Doc::Object(Vec::new())) {
-            for k in ["apiVersion", "kind"] {
-                entry(props, k, || typed("string"));
-            }
-            entry(props, "metadata", || typed("object"));
-        }
-    }
-    Ok(Schema::new(doc))
+/// Opens a CRD schema, closed by `build.rs` the way the API server treats
+/// it (`encode::close_crd`: no unknown top-level field; `apiVersion`,
+/// `kind` and `metadata` always allowed).
+fn parse_crd(path: &str, encoded: &'static [u8]) -> Result<Schema, String> {
+    Ok(Schema::new(parse_schema(path, encoded)?))
 }
 
 impl Validator {
@@ -99,10 +73,20 @@ impl Validator {
             .filter(|(p, _)| p.starts_with("crds/"))
             .map(|(path, text)| (*path, (*text, OnceLock::new())))
             .collect();
-        Ok(Validator { kube: Schema::new(kube), version: version.to_string(), crds, compose: OnceLock::new() })
+        let mut kinds: Vec<(&'static str, sdoc::V)> = kube.get("kinds").into_iter().flat_map(|k| k.entries()).collect();
+        kinds.sort_by_key(|(k, _)| *k);
+        let object_meta = kube.pointer("/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta");
+        Ok(Validator {
+            kube: Schema::new(kube),
+            kinds,
+            object_meta,
+            version: version.to_string(),
+            crds,
+            compose: OnceLock::new(),
+        })
     }
 
-    fn compose(&self) -> Result<&Schema<'static>, &String> {
+    fn compose(&self) -> Result<&Schema, &String> {
         self.compose
             .get_or_init(|| {
                 let text = embedded("compose-spec.json").ok_or("no embedded compose schema")?;
@@ -177,7 +161,8 @@ impl Validator {
             out.push(format!("{file}: {what}: `{}`: {} [{rule_src}]", path_or_root(&v.path), v.rule));
         };
         let kube = &self.kube;
-        if let Some(root) = kube.doc().get("kinds").and_then(|k| k.get(&key)) {
+        if let Ok(i) = self.kinds.binary_search_by_key(&key.as_str(), |(k, _)| *k) {
+            let root = self.kinds[i].1;
             for v in kube.check_at(root, value) {
                 report(v, &format!("Kubernetes {} {key}", self.version));
             }
@@ -200,9 +185,7 @@ impl Validator {
             report(v, &format!("CRD {group} {version} {kind}"));
         }
         // CRD schemas do not describe metadata; check it as ObjectMeta.
-        if let (Some(meta), Some(def)) =
-            (value.get("metadata"), kube.doc().pointer("/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"))
-        {
+        if let (Some(meta), Some(def)) = (value.get("metadata"), self.object_meta) {
             for mut v in kube.check_at(def, meta) {
                 v.path = format!(".metadata{}", v.path);
                 report(v, &format!("Kubernetes {} ObjectMeta", self.version));
@@ -326,7 +309,7 @@ mod tests {
             assert!(!v.crds.is_empty());
             for (path, (text, _)) in &v.crds {
                 let schema = parse_crd(path, text).unwrap_or_else(|e| panic!("{e}"));
-                assert!(schema.doc().get("properties").is_some(), "{path} has no properties");
+                assert!(schema.root().get("properties").is_some(), "{path} has no properties");
             }
         }
     }

@@ -35,25 +35,10 @@ impl<'a> Doc<'a> {
     /// The value at a JSON pointer (`/spec/selector`, `/items/0`; `~1` and
     /// `~0` stand for `/` and `~`). The empty pointer is the value itself.
     pub fn pointer(&self, pointer: &str) -> Option<&Doc<'a>> {
-        if pointer.is_empty() {
-            return Some(self);
-        }
-        pointer.strip_prefix('/')?.split('/').try_fold(self, |node, token| {
-            let key: Cow<'_, str> = if token.contains('~') {
-                Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
-            } else {
-                Cow::Borrowed(token)
-            };
-            match node {
-                Doc::Object(_) => node.get(&key),
-                // Decimal digits without a leading zero, as RFC 6901 says.
-                Doc::Array(items)
-                    if key.bytes().all(|b| b.is_ascii_digit()) && (key == "0" || !key.starts_with('0')) =>
-                {
-                    key.parse::<usize>().ok().and_then(|i| items.get(i))
-                }
-                _ => None,
-            }
+        pointer_tokens(pointer)?.try_fold(self, |node, key| match node {
+            Doc::Object(_) => node.get(&key),
+            Doc::Array(items) => pointer_index(&key).and_then(|i| items.get(i)),
+            _ => None,
         })
     }
 
@@ -249,6 +234,24 @@ fn last_value_wins<'a>(entries: Vec<(Cow<'a, str>, Doc<'a>)>) -> Vec<(Cow<'a, st
         }
     }
     out
+}
+
+/// The reference tokens of a JSON pointer (RFC 6901), unescaped: none for
+/// `""` (the whole document), `None` for text that is not a pointer.
+pub fn pointer_tokens(pointer: &str) -> Option<impl Iterator<Item = Cow<'_, str>>> {
+    let rest = if pointer.is_empty() { None } else { Some(pointer.strip_prefix('/')?) };
+    Some(rest.into_iter().flat_map(|r| r.split('/')).map(|token| {
+        if token.contains('~') { Cow::Owned(token.replace("~1", "/").replace("~0", "~")) } else { Cow::Borrowed(token) }
+    }))
+}
+
+/// A pointer token as a list index: decimal digits without a leading zero,
+/// as RFC 6901 says.
+pub fn pointer_index(token: &str) -> Option<usize> {
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_digit()) || (token != "0" && token.starts_with('0')) {
+        return None;
+    }
+    token.parse().ok()
 }
 
 /// Whether two entries share a key: pairwise for a small map, sorted for a
