@@ -131,10 +131,11 @@ fn new_cmd(a: &NewArgs) -> Result<(), Failure> {
 }
 
 /// Writes the embedded templates into `dir` with the render's writer
-/// ([`output::apply`]): all or nothing, nothing written through a symbolic
-/// link (a symlink at a template's path is replaced, its target untouched),
-/// and without `--force` nothing at all when an existing file differs.
-/// Files that already hold the built-in text are left as they are.
+/// ([`output::apply`]): all or nothing, and nothing through a symbolic link
+/// (a symlink at a template's path or among its directories is refused,
+/// `--force` or not). Without `--force` nothing at all is written when an
+/// existing file differs; files that already hold the built-in text are
+/// left as they are.
 fn export_templates(dir: &Path, force: bool) -> Result<(), Failure> {
     let mut plan = Plan::default();
     for (name, text) in crate::embedded::TEMPLATES {

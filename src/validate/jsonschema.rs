@@ -349,7 +349,7 @@ impl Schema {
         Schema::new(super::sdoc::Encoded::from_json(schema).root())
     }
 
-    /// The schema document.
+    /// The schema's root value.
     pub fn root(&self) -> V {
         self.root
     }

@@ -29,7 +29,7 @@ type Lazy = OnceLock<Result<Schema, String>>;
 
 /// The embedded schemas, each opened on first use (a render needs only
 /// some of them) and then shared by every check. Opened schemas are never
-/// freed (see `parse_schema`).
+/// freed (see `open_schema`).
 pub struct Validator {
     kube: Schema,
     /// The Kubernetes schema's `kinds` (`apiVersion/kind` → its schema),
@@ -47,17 +47,13 @@ fn embedded(path: &str) -> Option<&'static [u8]> {
     crate::embedded::SCHEMA_DOCS.iter().find(|(p, _)| *p == path).map(|(_, t)| *t)
 }
 
-/// Opens an embedded schema (read in place, see `sdoc`) and keeps it for
-/// the rest of the process: the compiled checker borrows from it.
-fn parse_schema(what: &str, encoded: &'static [u8]) -> Result<sdoc::V, String> {
-    sdoc::Encoded::open(encoded).map(|e| e.root()).map_err(|e| format!("embedded schema {what}: {e}"))
-}
-
-/// Opens a CRD schema, closed by `build.rs` the way the API server treats
-/// it (`encode::close_crd`: no unknown top-level field; `apiVersion`,
-/// `kind` and `metadata` always allowed).
-fn parse_crd(path: &str, encoded: &'static [u8]) -> Result<Schema, String> {
-    Ok(Schema::new(parse_schema(path, encoded)?))
+/// A checker for an embedded schema, read in place (see `sdoc`); the
+/// bytes stay for the rest of the process, and the compiled checker borrows
+/// from them. A CRD's schema arrives closed by `build.rs` the way the API
+/// server treats it (`encode::close_crd`: no unknown top-level field;
+/// `apiVersion`, `kind` and `metadata` always allowed).
+fn open_schema(what: &str, encoded: &'static [u8]) -> Result<Schema, String> {
+    sdoc::Encoded::open(encoded).map(|e| Schema::new(e.root())).map_err(|e| format!("embedded schema {what}: {e}"))
 }
 
 impl Validator {
@@ -67,30 +63,24 @@ impl Validator {
         let Some(text) = embedded(&file) else {
             bail!("no schema for Kubernetes {version}; available: {}", KUBE_VERSIONS.join(", "));
         };
-        let kube = parse_schema(&file, text).map_err(|e| anyhow::anyhow!(e))?;
+        let kube = open_schema(&file, text).map_err(|e| anyhow::anyhow!(e))?;
         let crds = crate::embedded::SCHEMA_DOCS
             .iter()
             .filter(|(p, _)| p.starts_with("crds/"))
             .map(|(path, text)| (*path, (*text, OnceLock::new())))
             .collect();
-        let mut kinds: Vec<(&'static str, sdoc::V)> = kube.get("kinds").into_iter().flat_map(|k| k.entries()).collect();
+        let root = kube.root();
+        let mut kinds: Vec<(&'static str, sdoc::V)> = root.get("kinds").into_iter().flat_map(|k| k.entries()).collect();
         kinds.sort_by_key(|(k, _)| *k);
-        let object_meta = kube.pointer("/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta");
-        Ok(Validator {
-            kube: Schema::new(kube),
-            kinds,
-            object_meta,
-            version: version.to_string(),
-            crds,
-            compose: OnceLock::new(),
-        })
+        let object_meta = root.pointer("/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta");
+        Ok(Validator { kube, kinds, object_meta, version: version.to_string(), crds, compose: OnceLock::new() })
     }
 
     fn compose(&self) -> Result<&Schema, &String> {
         self.compose
             .get_or_init(|| {
                 let text = embedded("compose-spec.json").ok_or("no embedded compose schema")?;
-                Ok(Schema::new(parse_schema("compose-spec.json", text)?))
+                open_schema("compose-spec.json", text)
             })
             .as_ref()
     }
@@ -170,11 +160,11 @@ impl Validator {
         }
         let (group, version) = api.rsplit_once('/').unwrap_or(("", api));
         let crd = format!("crds/{group}/{}_{version}.json", kind.to_ascii_lowercase());
-        let Some((text, parsed)) = self.crds.get(crd.as_str()) else {
+        let Some((text, opened)) = self.crds.get(crd.as_str()) else {
             out.push(format!("{file}: {what}: no schema for {api} {kind}; stackgen cannot check it"));
             return out;
         };
-        let schema = match parsed.get_or_init(|| parse_crd(&crd, text)) {
+        let schema = match opened.get_or_init(|| open_schema(&crd, text)) {
             Ok(s) => s,
             Err(e) => {
                 out.push(format!("{file}: {what}: {e}"));
@@ -308,7 +298,7 @@ mod tests {
             assert!(v.compose().is_ok(), "compose schema");
             assert!(!v.crds.is_empty());
             for (path, (text, _)) in &v.crds {
-                let schema = parse_crd(path, text).unwrap_or_else(|e| panic!("{e}"));
+                let schema = open_schema(path, text).unwrap_or_else(|e| panic!("{e}"));
                 assert!(schema.root().get("properties").is_some(), "{path} has no properties");
             }
         }

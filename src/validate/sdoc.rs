@@ -54,7 +54,7 @@ fn eight_at(bytes: &[u8], at: usize) -> Option<[u8; 8]> {
 impl Encoded {
     /// Opens an encoded schema: its string table must be UTF-8 and a value
     /// must follow. The result lives as long as the process (schemas are
-    /// never freed: see `validate::parse_schema`).
+    /// never freed: see `validate::open_schema`).
     pub fn open(bytes: &'static [u8]) -> Result<&'static Encoded, String> {
         let n = u32_at(bytes, 0).ok_or("truncated")?;
         let table = bytes.get(4..4usize.checked_add(n).ok_or("truncated")?).ok_or("truncated")?;
