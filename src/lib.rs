@@ -10,6 +10,7 @@ pub mod alloc;
 pub mod cli;
 pub mod diagnostic;
 pub mod diff;
+pub mod interrupt;
 pub mod output;
 pub mod par;
 pub mod pipeline;

@@ -26,11 +26,14 @@
 //! that fail, the new tree keeps some stale files until the next render).
 //!
 //! Each rename is atomic, the whole commit is not: another process reading
-//! the tree during those renames can see some new files beside old ones,
-//! and a crash (kill -9) in that window leaves such a mix, which the next
-//! render completes, and the crashed run's `.stackgen-tmp-PID` and
-//! `.stackgen-old-PID` entries, which nothing removes but a later run that
-//! happens to get the same process id.
+//! the tree during those renames can see some new files beside old ones.
+//! Ctrl-C, SIGTERM and SIGHUP do not end the process in the middle: they
+//! are deferred while `apply` runs ([`crate::interrupt`]), and one that
+//! comes in before the last rename stops the writing and rolls it back
+//! like a failure. A crash (kill -9, a power loss) during the renames leaves
+//! a mix, which the next render completes, and the crashed run's
+//! `.stackgen-tmp-PID` and `.stackgen-old-PID` entries, which nothing
+//! removes but a later run that happens to get the same process id.
 //!
 //! Durability is opt-in (`render --fsync`, [`Disk::fsync`]). Without it
 //! nothing is flushed: a power loss shortly after a render may leave new
@@ -47,6 +50,8 @@ use std::io::{self, Write as _};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+
+use crate::interrupt;
 
 /// Name of the ownership manifest in each `<stack>/<env>/` directory.
 pub const MANIFEST: &str = ".stackgen-manifest";
@@ -332,18 +337,23 @@ impl TreeError {
     }
 }
 
+/// Fails with an `Interrupted` error once a deferred signal came in.
+fn go_on() -> io::Result<()> {
+    interrupt::received().map_or(Ok(()), |sig| Err(interrupt::stopped(sig)))
+}
+
 /// `Sink::write_tree` on the calling thread: the directories, then the
-/// files, stopping at the first failure.
+/// files, stopping at the first failure or a deferred signal.
 fn write_tree_in_order<S: Sink + ?Sized>(
     sink: &mut S,
     dirs: &[PathBuf],
     files: &[(PathBuf, &[u8])],
 ) -> Result<(), TreeError> {
     for (i, d) in dirs.iter().enumerate() {
-        sink.create_dir(d).map_err(|e| TreeError::Dir(i, e))?;
+        go_on().and_then(|()| sink.create_dir(d)).map_err(|e| TreeError::Dir(i, e))?;
     }
     for (i, (path, bytes)) in files.iter().enumerate() {
-        sink.write_file(path, bytes).map_err(|e| TreeError::File(i, e))?;
+        go_on().and_then(|()| sink.write_file(path, bytes)).map_err(|e| TreeError::File(i, e))?;
     }
     Ok(())
 }
@@ -357,7 +367,8 @@ pub trait Sink {
     /// Creates the directories `dirs` (each one's parent exists or comes
     /// before it in the list) and then writes the files `files` with
     /// `write_file`; by default one after the other, stopping at the first
-    /// failure, which it returns with its step and index. After a failure
+    /// failure, which it returns with its step and index, or before the next
+    /// step once a signal came in ([`interrupt`]). After a failure
     /// `apply` removes every staging directory and file of the batch, so an
     /// implementation may work in any order that creates a directory
     /// before what goes in it, or at once.
@@ -419,6 +430,7 @@ fn sync_paths(paths: &[PathBuf], data_only: bool) -> io::Result<()> {
     let threads = 8.min(paths.len().max(1));
     let chunk = paths.len().div_ceil(threads).max(1);
     let sync = move |p: &PathBuf| -> io::Result<()> {
+        go_on()?;
         let f = fs::File::open(p)?;
         if data_only { f.sync_data() } else { f.sync_all() }
     };
@@ -509,7 +521,7 @@ impl Sink for Disk {
                     if !ready(dir_parent[k]) {
                         break;
                     }
-                    fs::create_dir(dir).map_err(|e| TreeError::Dir(k, e))?;
+                    go_on().and_then(|()| fs::create_dir(dir)).map_err(|e| TreeError::Dir(k, e))?;
                     made[k].store(true, Ordering::Release);
                 } else if let Some((range, parent)) = runs.get(k - dirs.len()) {
                     if !ready(*parent) {
@@ -517,7 +529,7 @@ impl Sink for Disk {
                     }
                     for i in range.clone() {
                         let (path, bytes) = &files[i];
-                        disk.write_file(path, bytes).map_err(|e| TreeError::File(i, e))?;
+                        go_on().and_then(|()| disk.write_file(path, bytes)).map_err(|e| TreeError::File(i, e))?;
                     }
                 } else {
                     break;
@@ -761,6 +773,10 @@ fn commit<'s>(staged: &'s Staged, sink: &mut dyn Sink) -> Result<Vec<PathBuf>> {
     let mut done: Vec<Moved<'s>> = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
     for (tmp, dest) in &staged.files {
+        if let Err(e) = go_on() {
+            failure = Some(e.into());
+            break;
+        }
         let backup = if fs::symlink_metadata(dest).is_ok() {
             let b = sibling(dest, "old", pid);
             if let Err(e) = sink.rename(dest, &b) {
@@ -782,7 +798,7 @@ fn commit<'s>(staged: &'s Staged, sink: &mut dyn Sink) -> Result<Vec<PathBuf>> {
     }
     if failure.is_none() {
         for (stage, dest) in &staged.trees {
-            if let Err(e) = sink.rename(stage, dest) {
+            if let Err(e) = go_on().and_then(|()| sink.rename(stage, dest)) {
                 failure = Some(anyhow::Error::from(e).context(format!("cannot move `{}` into place", dest.display())));
                 break;
             }
@@ -816,7 +832,15 @@ fn commit<'s>(staged: &'s Staged, sink: &mut dyn Sink) -> Result<Vec<PathBuf>> {
 
 /// Applies the plan: writes changed files, removes stale owned files.
 /// `root` must exist; it is the one directory `apply` never creates.
+///
+/// SIGINT, SIGTERM and SIGHUP are deferred while it runs ([`interrupt`]):
+/// one that comes in before the new files are all in place stops the
+/// writing, and `apply` leaves the tree as it was and returns an error
+/// saying so; one that comes in later lets it finish.
 pub fn apply(root: &Path, plan: &Plan, changes: &Changes, sink: &mut dyn Sink) -> Result<()> {
+    // Held to the end: once the new files are in place, removing the
+    // backups and the stale files is not stopped either.
+    let _deferral = interrupt::defer();
     let mut checked = Checked::new(root);
     let mut staged = Staged::default();
     let committed = stage(root, plan, changes, sink, &mut checked, &mut staged).and_then(|()| commit(&staged, sink));
@@ -824,6 +848,9 @@ pub fn apply(root: &Path, plan: &Plan, changes: &Changes, sink: &mut dyn Sink) -
         Ok(b) => b,
         Err(e) => {
             staged.discard();
+            if let Some(sig) = interrupt::received() {
+                bail!("interrupted by {}: nothing was changed in `{}`", interrupt::name(sig), root.display());
+            }
             return Err(e);
         }
     };
@@ -864,6 +891,35 @@ pub fn apply(root: &Path, plan: &Plan, changes: &Changes, sink: &mut dyn Sink) -
     let touched: Vec<PathBuf> = touched.into_iter().collect();
     sink.flush_dirs(&touched).context("the new files are in place, but cannot flush their directories to disk")?;
     Ok(())
+}
+
+/// [`apply`] into `root`, made first if it does not exist (with its
+/// missing parents). Should `apply` fail, the directories made here are
+/// removed again, so a failed render leaves no trace on disk.
+pub fn apply_to(root: &Path, plan: &Plan, changes: &Changes, sink: &mut dyn Sink) -> Result<()> {
+    let _deferral = interrupt::defer();
+    let mut missing: Vec<&Path> =
+        root.ancestors().take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err()).collect();
+    missing.reverse();
+    let mut made: Vec<&Path> = Vec::new();
+    let result = missing
+        .iter()
+        .try_for_each(|d| match fs::create_dir(d) {
+            Ok(()) => {
+                made.push(d);
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        })
+        .with_context(|| format!("cannot create `{}`", root.display()))
+        .and_then(|()| apply(root, plan, changes, sink));
+    if result.is_err() {
+        for d in made.iter().rev() {
+            let _ = fs::remove_dir(d);
+        }
+    }
+    result
 }
 
 #[cfg(test)]

@@ -149,8 +149,7 @@ fn export_templates(dir: &Path, force: bool) -> Result<(), Failure> {
             differ.join(", ")
         )));
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    output::apply(dir, &plan, &changes, &mut Disk { fsync: false })?;
+    output::apply_to(dir, &plan, &changes, &mut Disk { fsync: false })?;
     let written = changes.added.len() + changes.changed.len();
     let kept = changes.unchanged.len();
     let kept = if kept == 0 { String::new() } else { format!(" ({kept} already up to date)") };
@@ -480,10 +479,7 @@ fn render_cmd(a: &RenderArgs) -> Result<u8, Failure> {
         return Ok(u8::from(!changes.is_empty()));
     }
     if !changes.is_empty() {
-        if !root.exists() {
-            std::fs::create_dir_all(root).with_context(|| format!("cannot create `{}`", root.display()))?;
-        }
-        output::apply(root, &plan, &changes, &mut Disk { fsync: a.fsync })?;
+        output::apply_to(root, &plan, &changes, &mut Disk { fsync: a.fsync })?;
     }
     if a.format == Format::Json {
         println!("{}", changes_json(&changes));
