@@ -6,6 +6,14 @@ use clap::Parser;
 static GLOBAL: stackgen::alloc::MiMalloc = stackgen::alloc::MiMalloc;
 
 fn main() {
+    // Output piped into a reader that stops early (`stackgen schema | head`)
+    // ends the process quietly, as it does `cat`, instead of a failed
+    // `println!` panicking: the runtime ignores SIGPIPE, this restores the
+    // default. Nothing is written to disk while printing, so no write is
+    // cut short by it.
+    // SAFETY: setting a signal's disposition to its default, before any
+    // other thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = stackgen::cli::Cli::parse();
     let code = stackgen::run(cli);
     // Everything is written and closed; what is left is printed output in
@@ -15,6 +23,9 @@ fn main() {
     // the kernel does anyway when the process goes. A flush error is
     // ignored, as the runtime's own flush at exit ignores it.
     let _ = std::io::stdout().flush();
+    // A signal that came in while the output was written ended that write
+    // (see `stackgen::interrupt`); the process now ends by it.
+    stackgen::interrupt::end_if_deferred();
     // SAFETY: `_exit` ends the process at once, as returning from `main`
     // would after the exit handlers: nothing buffered remains (stderr is
     // unbuffered, stdout was just flushed), and a thread still running (the

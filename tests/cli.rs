@@ -828,6 +828,27 @@ fn schema_command_prints_the_committed_schema() {
 }
 
 #[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    // `stackgen schema | head -1`: the schema (131 KB) is more than a pipe
+    // holds, so the write meets the closed pipe whatever the timing.
+    let tmp = tempdir();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stackgen"))
+        .arg("schema")
+        .current_dir(tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.signal(), Some(libc::SIGPIPE), "status {:?}", done.status);
+    assert_eq!(String::from_utf8_lossy(&done.stderr), "", "no panic message");
+}
+
+#[test]
 fn new_writes_a_starter_that_renders() {
     let tmp = tempdir();
     let stacks = tmp.path().join("stacks");
