@@ -293,7 +293,9 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     let mut plan = Plan::default();
     let mut diags = Vec::new();
     let mut units: Vec<(&Document, String)> = Vec::new();
-    for doc in docs.iter() {
+    // The index in `docs` of each unit's stack file.
+    let mut unit_docs: Vec<usize> = Vec::new();
+    for (index, doc) in docs.iter().enumerate() {
         let all_envs = doc.env_names();
         let envs: Vec<String> = if sel.envs.is_empty() {
             plan.stack_dirs.insert(doc.name.clone());
@@ -314,6 +316,7 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
             }
             chosen
         };
+        unit_docs.extend(std::iter::repeat_n(index, envs.len()));
         units.extend(envs.into_iter().map(|env| (doc, env)));
     }
     // Environments are independent: they resolve and validate, then render,
@@ -322,10 +325,10 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     // needed to render), which lowers the peak memory of a large stack.
     let resolved = resolve_all(&units);
     let mut ready = Vec::new();
-    for ((doc, env), (mut found, stack)) in units.iter().zip(resolved) {
+    for (((doc, env), (mut found, stack)), index) in units.iter().zip(resolved).zip(unit_docs) {
         diags.append(&mut found);
         if let Some(stack) = stack {
-            ready.push((format!("{}/{env}", doc.name), env.clone(), std::sync::Arc::new(stack)));
+            ready.push((format!("{}/{env}", doc.name), env.clone(), std::sync::Arc::new(stack), index));
         }
     }
     drop(units);
@@ -336,7 +339,7 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     // does not start the thread: its parsed files are freed here, and the
     // render reuses their memory (fresh pages are dear, see `build`'s end).
     let (free, garbage) = std::sync::mpsc::channel::<Box<dyn Send>>();
-    let weight: usize = ready.iter().map(|(_, _, stack)| render_weight(stack)).sum();
+    let weight: usize = ready.iter().map(|(_, _, stack, _)| render_weight(stack)).sum();
     let small = weight < FREE_ON_A_THREAD;
     let freeing = !small && std::thread::Builder::new().spawn(move || garbage.into_iter().for_each(drop)).is_ok();
     let free = |g: Box<dyn Send>| {
@@ -351,20 +354,40 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     let rendered = crate::par::map_heaviest_first(
         &ready,
         2,
-        |(_, _, stack)| render_weight(stack),
-        |(_, env, stack)| -> Result<_> {
+        |(_, _, stack, _)| render_weight(stack),
+        |(_, env, stack, _)| -> Result<_> {
             let render::Rendered { files, views } = render::render(&tpl_env, validator, stack, env)?;
             free(Box::new(views));
             let problems = validator.check(&files);
             Ok((files, problems))
         },
     );
-    for ((dir, _, _), result) in ready.iter().zip(rendered) {
-        let (files, mut bad) = result?;
+    for ((dir, env, _, index), result) in ready.iter().zip(rendered) {
+        let (files, mut bad) = match result {
+            Ok(r) => r,
+            Err(e) => match e.downcast_ref::<render::kubernetes::Clashes>() {
+                Some(clashes) => {
+                    diags.extend(clash_diagnostics(&docs[*index], env, clashes));
+                    continue;
+                }
+                None => return Err(e.into()),
+            },
+        };
         problems.append(&mut bad);
         plan.env_dirs.insert(dir.clone());
         for f in files {
-            plan.files.insert(f.path, f.bytes);
+            // A second file at one path would silently replace the first.
+            match plan.files.entry(f.path) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(f.bytes);
+                }
+                std::collections::btree_map::Entry::Occupied(o) => {
+                    return Err(Failure::Other(anyhow::anyhow!(
+                        "two rendered files have the path `{}`, and one would replace the other; rename what they are made from",
+                        o.key()
+                    )));
+                }
+            }
         }
     }
     // A small render's typed stacks are never freed: nothing large is
@@ -394,6 +417,28 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     }
     plan.seal();
     Ok((plan, diags))
+}
+
+/// An error for each clash of object names, at the first field the name
+/// comes from, naming the others.
+fn clash_diagnostics(doc: &Document, env: &str, clashes: &render::kubernetes::Clashes) -> Vec<Diagnostic> {
+    let loc = doc.locator(env);
+    clashes
+        .0
+        .iter()
+        .map(|c| {
+            let msg =
+                format!("two objects would be {} `{}`, and one would replace the other; rename one", c.kind, c.name);
+            let Some((first, others)) = c.from.split_first() else {
+                return Diagnostic::error(&doc.file, msg).note(format!("environment: {env}"));
+            };
+            let mut d = loc.error(first, msg);
+            for o in others {
+                d = d.note(format!("also named `{}` by: {o}", c.name));
+            }
+            d
+        })
+        .collect()
 }
 
 /// `resolve_env` of every unit, in parallel, the results in the order of

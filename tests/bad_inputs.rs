@@ -28,6 +28,7 @@ const KNOWN_BUGS: &[&str] = &[];
 /// What the message must say, beyond the generic checks.
 const EXPECT: &[(&str, &[&str])] = &[
     ("alias-bomb", &["alias"]),
+    ("backup-name-too-long", &["`a-database-with-a-rather-long-name-for-its-team-x-backup`", "52"]),
     // A NUL used to end the file silently for the YAML reader (the
     // broken line after it went unnoticed).
     ("control-character", &["U+0000", "control-character.yaml:6:22"]),
@@ -37,16 +38,19 @@ const EXPECT: &[(&str, &[&str])] = &[
     ("duplicate-keys", &["duplicate key `replicas`", "line 7"]),
     ("empty-file", &["empty"]),
     ("environment-name-dotdot", &["`../../escape`"]),
+    ("expose-port-twice", &["port 80 is already exposed", "port name `http` is already used"]),
     ("environment-name-empty", &["environment name ``"]),
     ("environment-name-slash", &["`prod/eu`"]),
     ("missing-required-key", &["`namespace`"]),
     ("mount-path-dotdot", &["/var/../etc"]),
     ("multiple-documents", &["one YAML document"]),
     ("non-utf8", &["UTF-8"]),
+    ("object-name-clash", &["Service `api`", "object-name-clash.yaml:9:15", "services.api"]),
     ("port-out-of-range", &["70000", "out of range"]),
     ("probe-unknown-port", &["`htp`", "did you mean `http`", "`metrics`"]),
     ("route-unknown-service", &["`webb`", "did you mean `web`"]),
     ("rwo-volume-with-replicas", &["2 replicas", "`uploads`", "ReadWriteOnce"]),
+    ("service-name-digit", &["`9web`", "start with a letter"]),
     ("service-name-dotdot", &["`..`"]),
     ("service-name-slash", &["`web/admin`"]),
     ("service-name-uppercase", &["`Web`"]),

@@ -214,6 +214,116 @@ pub fn plan(stack: &Stack, initdb: &Map<String>) -> Vec<Object> {
     objects
 }
 
+/// Objects of one kind with one name: they would be one file (the second
+/// overwriting the first) and one object in the cluster, and kustomize
+/// refuses such a list.
+#[derive(Debug)]
+pub struct Clashes(pub Vec<Clash>);
+
+#[derive(Debug)]
+pub struct Clash {
+    pub kind: &'static str,
+    pub name: String,
+    /// The stack fields the name comes from (field paths), when found.
+    pub from: Vec<String>,
+}
+
+impl std::fmt::Display for Clashes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let all: Vec<String> = self.0.iter().map(|c| format!("{} `{}`", c.kind, c.name)).collect();
+        write!(f, "two objects of one kind would have the same name (one replacing the other): {}", all.join(", "))
+    }
+}
+
+impl std::error::Error for Clashes {}
+
+/// Fails with [`Clashes`] when two of `objects` (sorted, so such objects
+/// are adjacent) have the same kind and name.
+pub fn ensure_unique(stack: &Stack, objects: &[Object]) -> Result<(), Clashes> {
+    let mut clashes: Vec<Clash> = Vec::new();
+    for pair in objects.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let seen = clashes.last().is_some_and(|c| c.kind == a.kind && c.name == a.name);
+        if a.kind == b.kind && a.api_version == b.api_version && a.name == b.name && !seen {
+            clashes.push(Clash { kind: a.kind, name: a.name.clone(), from: origins(stack, a.kind, &a.name) });
+        }
+    }
+    if clashes.is_empty() { Ok(()) } else { Err(Clashes(clashes)) }
+}
+
+/// The stack fields that name a `kind` object `name` (see `plan`).
+fn origins(stack: &Stack, kind: &str, name: &str) -> Vec<String> {
+    let named = |section: &str, key: &str, explicit: bool| {
+        if explicit { format!("{section}.{key}.name") } else { format!("{section}.{key}") }
+    };
+    let mut out = Vec::new();
+    match kind {
+        "ConfigMap" => {
+            for (k, c) in &stack.configs {
+                if view::config_name(stack, k) == name {
+                    out.push(named("configs", k, c.name.is_some()));
+                }
+            }
+            for (k, d) in &stack.datastores {
+                if !d.extensions.is_empty() && datastore::initdb_config(k) == name {
+                    out.push(format!("datastores.{k}.extensions"));
+                }
+            }
+        }
+        "ExternalSecret" => {
+            for (k, sec) in &stack.secrets {
+                if view::secret_name(stack, k) == name {
+                    out.push(named("secrets", k, sec.name.is_some()));
+                }
+            }
+        }
+        "Service" => {
+            for (k, svc) in &stack.services {
+                if let Some(e) = &svc.expose
+                    && view::service_name(k, svc) == name
+                {
+                    out.push(if e.name.is_some() {
+                        format!("services.{k}.expose.name")
+                    } else {
+                        format!("services.{k}")
+                    });
+                }
+            }
+            out.extend(stack.datastores.keys().filter(|k| *k == name).map(|k| format!("datastores.{k}")));
+        }
+        "PersistentVolumeClaim" | "CronJob" => {
+            if kind == "PersistentVolumeClaim" {
+                out.extend(stack.volumes.keys().filter(|k| *k == name).map(|k| format!("volumes.{k}")));
+            }
+            for (k, d) in &stack.datastores {
+                let Some(b) = &d.backup else { continue };
+                let job = b.name.clone().unwrap_or_else(|| format!("{k}-backup"));
+                if job == name || format!("{job}-dumps") == name {
+                    out.push(format!("datastores.{k}.backup"));
+                }
+            }
+        }
+        "NetworkPolicy" => {
+            let stack_name = &stack.name;
+            out.extend(
+                stack
+                    .networks
+                    .keys()
+                    .filter(|n| format!("{stack_name}-network-{n}") == name)
+                    .map(|n| format!("networks.{n}")),
+            );
+            out.extend(
+                stack.services.keys().filter(|k| format!("{k}-public") == name).map(|k| format!("services.{k}")),
+            );
+            if stack.network.is_some() && stack.name == name {
+                out.push("network".to_string());
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
 fn network_policy(name: &str, item: Value) -> Object {
     Object::new("networking.k8s.io/v1", "NetworkPolicy", name, "kubernetes/networkpolicy-network.yaml.j2", item)
 }

@@ -139,6 +139,8 @@ pub fn render(
     }
     let plan = kubernetes::plan(stack, &initdb);
     let gitops = kubernetes::plan_gitops(stack);
+    kubernetes::ensure_unique(stack, &plan)?;
+    kubernetes::ensure_unique(stack, &gitops)?;
     let objects = || -> Result<Vec<File>> {
         let mut files = render_objects(tpl_env, validator, stack, env, &format!("{root}/kubernetes"), &plan, &base)
             .with_context(|| format!("rendering stack `{}` environment `{env}` for kubernetes", stack.name))?;

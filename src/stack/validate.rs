@@ -127,6 +127,16 @@ impl Checker<'_> {
         }
     }
 
+    /// A Service's name is a DNS-1035 label: a DNS-1123 label that starts
+    /// with a letter (the API server refuses `9web`).
+    fn service_name(&mut self, path: &str, name: &str) {
+        if !is_dns_label(name) {
+            self.label_name(path, "Service", name);
+        } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            self.err(path, format!("Service name `{name}` must start with a letter (a DNS-1035 label)"));
+        }
+    }
+
     fn labels(&mut self, path: &str, labels: &Map<String>) {
         for (k, v) in labels {
             if !is_label_key(k) {
@@ -299,18 +309,34 @@ impl Checker<'_> {
                     );
                 }
             }
-            if let Some(n) = &expose.name {
-                self.label_name(&path!(base, ".expose.name"), "Service", n);
+            match &expose.name {
+                Some(n) => self.service_name(&path!(base, ".expose.name"), n),
+                None => self.service_name(&base, name),
             }
             if expose.ports.is_empty() {
                 self.err(&path!(base, ".expose.ports"), "`expose` needs at least one port");
             }
+            // The Service's ports: each number (with its protocol) and each
+            // name once, or the API server refuses the Service.
+            let mut numbers: BTreeMap<(i64, String), usize> = BTreeMap::new();
+            let mut names: BTreeMap<&str, usize> = BTreeMap::new();
             for (i, p) in expose.ports.iter().enumerate() {
                 let pp = format!("{base}.expose.ports[{i}]");
                 if !(1..=65535).contains(&p.port) {
                     self.err(&path!(pp, ".port"), format!("port {} is out of range 1-65535", p.port));
                 }
                 self.reference(&path!(pp, ".target"), "container port", &p.target, port_names.clone());
+                let protocol = containers.iter().find_map(|(_, c)| c.ports.get(&p.target)).map(|t| t.protocol);
+                if let Some(j) = numbers.insert((p.port, format!("{protocol:?}")), i) {
+                    self.err(&path!(pp, ".port"), format!("port {} is already exposed by ports[{j}]", p.port));
+                }
+                let port_name = p.name.as_deref().unwrap_or(&p.target);
+                if let Some(j) = names.insert(port_name, i) {
+                    self.err(
+                        &pp,
+                        format!("port name `{port_name}` is already used by ports[{j}]; give one of them a `name`"),
+                    );
+                }
             }
         }
         for (i, dep) in svc.depends_on.iter().enumerate() {
@@ -685,6 +711,19 @@ impl Checker<'_> {
                 if let Some(n) = &b.name {
                     self.label_name(&path!(path, ".backup.name"), "backup", n);
                 }
+                // The CronJob's name: the API server allows 52 characters,
+                // leaving room for the suffix of the Jobs it creates.
+                let job = b.name.clone().unwrap_or_else(|| format!("{name}-backup"));
+                if kube && job.len() > 52 {
+                    let at = if b.name.is_some() { path!(path, ".backup.name") } else { path!(path, ".backup") };
+                    self.err(
+                        &at,
+                        format!(
+                            "the backup CronJob `{job}` has {} characters; Kubernetes allows 52 (set `backup.name`)",
+                            job.len()
+                        ),
+                    );
+                }
                 if b.schedule.trim().is_empty() || b.schedule.contains(['\n', '$']) {
                     self.err(
                         &path!(path, ".backup.schedule"),
@@ -704,6 +743,7 @@ impl Checker<'_> {
                 }
             }
             if kube && d.kubernetes == DatastoreMapping::Statefulset {
+                self.service_name(&path, name);
                 if d.password.is_none() {
                     self.err(&path, "a `kubernetes: statefulset` database needs its `password` as `{ secret, key }`");
                 }
