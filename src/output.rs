@@ -65,6 +65,10 @@ pub struct Plan {
     /// `<stack>` directories whose every environment is in the plan: any
     /// other environment directory with a manifest there is stale.
     pub stack_dirs: BTreeSet<String>,
+    /// The plan holds every stack (`render --all`): the environment
+    /// directories with a manifest of any other stack directory under the
+    /// root are stale too (a stack file removed or renamed).
+    pub whole_root: bool,
 }
 
 /// What a render would change.
@@ -176,10 +180,23 @@ fn read_manifest(root: &Path, env_dir: &str) -> Vec<String> {
 }
 
 /// Environment directories under the covered stack directories that hold a
-/// manifest but are not in the plan any more.
+/// manifest but are not in the plan any more; with `Plan::whole_root`, also
+/// those of every other stack directory under the root.
 fn stale_env_dirs(root: &Path, plan: &Plan, present: &mut Present) -> Vec<String> {
     let mut out = Vec::new();
-    for stack_dir in &plan.stack_dirs {
+    let mut gone: Vec<String> = Vec::new();
+    if plan.whole_root
+        && let Ok(entries) = fs::read_dir(root)
+    {
+        gone = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.') && !plan.stack_dirs.contains(n))
+            .collect();
+        gone.sort();
+    }
+    for stack_dir in plan.stack_dirs.iter().chain(&gone) {
         if !present.is_dir(&root.join(stack_dir)) {
             continue;
         }

@@ -295,6 +295,7 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     let mut units: Vec<(&Document, String)> = Vec::new();
     // The index in `docs` of each unit's stack file.
     let mut unit_docs: Vec<usize> = Vec::new();
+    plan.whole_root = sel.all && sel.envs.is_empty();
     for (index, doc) in docs.iter().enumerate() {
         let all_envs = doc.env_names();
         let envs: Vec<String> = if sel.envs.is_empty() {
@@ -586,6 +587,14 @@ fn report_summary(root: &Path, docs: &[Document], ch: &Changes) {
             count(&ch.removed),
             root.join(&doc.name).display()
         );
+    }
+    // Stack directories no stack defines any more (`render --all`).
+    let mut gone: Vec<&str> =
+        ch.removed.iter().map(|p| stack_of(p)).filter(|s| docs.iter().all(|d| d.name != *s)).collect();
+    gone.dedup();
+    for stack in gone {
+        let n = ch.removed.iter().filter(|p| stack_of(p) == stack).count();
+        println!("{stack}: {n} removed, no stack defines it any more ({})", root.join(stack).display());
     }
     for f in &ch.foreign {
         eprintln!("note: left alone `{}`: not written by stackgen", root.join(f).display());

@@ -296,6 +296,39 @@ fn removed_environment_is_pruned() {
 }
 
 #[test]
+fn render_all_prunes_a_stack_no_longer_defined() {
+    let tmp = shop_dir();
+    let root = tmp.path().join("rendered");
+    write(tmp.path(), "stacks/cart.yaml", SHOP.replace("name: shop\n", "name: cart\n"));
+    Test::new().args(["render", "--all"]).current_dir(tmp.path()).run().code(0);
+    write(&root, "shop/prod/kubernetes/NOTES.md", "mine\n");
+    // The stack file `shop` is renamed `store`.
+    std::fs::remove_file(tmp.path().join("stacks/shop.yaml")).unwrap();
+    write(tmp.path(), "stacks/store.yaml", SHOP.replace("name: shop\n", "name: store\n"));
+    // Rendering one stack leaves the others' directories alone.
+    Test::new().args(["render", "store"]).current_dir(tmp.path()).run().code(0);
+    assert!(root.join("shop/prod/kubernetes/deployment-web.yaml").is_file());
+    // `--all` covers the whole output root: `shop` is out of date, then pruned.
+    let out = Test::new().args(["render", "--all", "--check"]).current_dir(tmp.path()).run();
+    out.code(1)
+        .stdout_has("removed: rendered/shop/prod/kubernetes/deployment-web.yaml\n")
+        .stdout_has("removed: rendered/shop/staging/.stackgen-manifest\n");
+    let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
+    out.code(0).stdout_has("shop: 14 removed, no stack defines it any more (rendered/shop)\n");
+    assert!(!root.join("shop/staging").exists(), "{:#?}", tree(&root).keys());
+    assert!(!root.join("shop/prod/kubernetes/deployment-web.yaml").exists());
+    assert_eq!(std::fs::read_to_string(root.join("shop/prod/kubernetes/NOTES.md")).unwrap(), "mine\n");
+    assert!(root.join("cart/prod/kubernetes/deployment-web.yaml").is_file());
+    assert!(root.join("store/prod/kubernetes/deployment-web.yaml").is_file());
+    Test::new().args(["render", "--all", "--check"]).current_dir(tmp.path()).run().code(0);
+    // `--env` renders part of each stack: no stack directory is pruned then.
+    write(&root, "gone/prod/.stackgen-manifest", "# Files written by stackgen\nx.yaml\n");
+    write(&root, "gone/prod/x.yaml", "x: 1\n");
+    Test::new().args(["render", "--all", "--env", "prod"]).current_dir(tmp.path()).run().code(0);
+    assert!(root.join("gone/prod/x.yaml").is_file());
+}
+
+#[test]
 fn env_option_renders_one_environment() {
     let tmp = shop_dir();
     Test::new().args(["render", "shop", "--env", "prod"]).current_dir(tmp.path()).run().code(0);
