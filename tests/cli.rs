@@ -1154,6 +1154,34 @@ fn network_without_dns_egress_warns() {
 }
 
 #[test]
+fn depending_on_a_service_without_expose_warns_on_kubernetes() {
+    let stack = "name: app\nnamespace: { name: app }\ntargets: [kubernetes, compose]\nservices:\n  \
+                 cache:\n    image: redis:7.4\n    ports: { redis: 6379 }\n  \
+                 web:\n    image: nginx:1.27\n    dependsOn: [cache]\n";
+    let tmp = tempdir();
+    write(tmp.path(), "stacks/app.yaml", stack);
+    let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
+    out.code(0)
+        .stderr_has("warning: `web` depends on `cache`, which has no `expose`")
+        .stderr_has("--> stacks/app.yaml:10:17")
+        .stderr_has("field: services.web.dependsOn[0]");
+    // Compose alone resolves service names: no warning.
+    write(tmp.path(), "stacks/app.yaml", stack.replace("[kubernetes, compose]", "[compose]"));
+    let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
+    out.code(0);
+    assert!(!out.stderr.contains("expose"), "{}", out.stderr);
+    // With a Service, no warning.
+    write(
+        tmp.path(),
+        "stacks/app.yaml",
+        stack.replace("{ redis: 6379 }\n", "{ redis: 6379 }\n    expose: { ports: [{ port: 6379, target: redis }] }\n"),
+    );
+    let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
+    out.code(0);
+    assert!(!out.stderr.contains("expose"), "{}", out.stderr);
+}
+
+#[test]
 fn network_blocking_a_datastore_dependency_is_an_error() {
     let tmp = fixture_dir("network-blocks-postgres", "net");
     let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();

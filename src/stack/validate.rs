@@ -962,6 +962,18 @@ impl Checker<'_> {
                     self.err(&path!("services.", name), format!("service `{name}` has only `build`: the kubernetes target needs an `image` (build and push it, then name it)"));
                 }
             }
+            // Compose resolves every service by name; Kubernetes only those
+            // with a Service, which `expose` makes.
+            for (name, svc) in &s.services {
+                for (i, dep) in svc.depends_on.iter().enumerate() {
+                    if s.services.get(dep).is_some_and(|d| d.expose.is_none()) {
+                        self.warn(
+                            &format!("services.{name}.dependsOn[{i}]"),
+                            format!("`{name}` depends on `{dep}`, which has no `expose`: on Kubernetes no Service named `{dep}` exists, so `{name}` cannot reach it by name; add `expose` to `{dep}`"),
+                        );
+                    }
+                }
+            }
             let users = volume_users(s);
             for (name, v) in &s.volumes {
                 if v.bind.is_some() && users.contains_key(name.as_str()) {
