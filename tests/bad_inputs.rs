@@ -32,6 +32,7 @@ const EXPECT: &[(&str, &[&str])] = &[
     // A NUL used to end the file silently for the YAML reader (the
     // broken line after it went unnoticed).
     ("control-character", &["U+0000", "control-character.yaml:6:22"]),
+    ("compose-publish-with-replicas", &["host port 8080", "3 replicas", "compose-publish-with-replicas.yaml:10:"]),
     ("config-file-name-dotdot", &["`../../../../evil.conf`"]),
     ("config-name-slash", &["`site/../../escape`"]),
     ("deep-nesting", &["deep-nesting.yaml:"]),

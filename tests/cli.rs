@@ -1182,6 +1182,23 @@ fn depending_on_a_service_without_expose_warns_on_kubernetes() {
 }
 
 #[test]
+fn compose_runs_one_replica_of_a_service_with_a_sidecar() {
+    let stack = "name: app\nnamespace: { name: app }\ntargets: [kubernetes, compose]\nservices:\n  \
+                 web:\n    image: php:8.3-fpm\n    replicas: 2\n    ports: { fpm: 9000 }\n    \
+                 sidecars:\n      nginx:\n        image: nginx:1.27\n        ports: { http: 8080 }\n";
+    let tmp = tempdir();
+    write(tmp.path(), "stacks/app.yaml", stack);
+    let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
+    out.code(0);
+    let compose = yaml_file(&tmp.path().join("rendered/app/default/compose/compose.yaml"));
+    assert_eq!(compose["services"]["web"]["deploy"]["replicas"], serde_yaml::Value::from(1));
+    assert_eq!(compose["services"]["web-nginx"]["network_mode"], serde_yaml::Value::from("service:web"));
+    // Kubernetes keeps both replicas: the sidecar is in every pod.
+    let deployment = yaml_file(&tmp.path().join("rendered/app/default/kubernetes/deployment-web.yaml"));
+    assert_eq!(deployment["spec"]["replicas"], serde_yaml::Value::from(2));
+}
+
+#[test]
 fn network_blocking_a_datastore_dependency_is_an_error() {
     let tmp = fixture_dir("network-blocks-postgres", "net");
     let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();

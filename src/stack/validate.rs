@@ -1006,6 +1006,18 @@ impl Checker<'_> {
                     );
                 }
             }
+            for (name, svc) in &s.services {
+                // With sidecars, Compose runs one replica (see
+                // `render::compose`), so nothing is published twice.
+                if svc.replicas > 1 && svc.sidecars.is_empty() {
+                    let published = std::iter::once(svc.main_container().ports)
+                        .flat_map(|p| p.iter())
+                        .find(|(_, p)| p.publish.is_some());
+                    if let Some((pn, p)) = published {
+                        self.err(&path!("services.", name, ".ports.", pn, ".publish"), format!("on Compose every one of the {} replicas of `{name}` would bind host port {}; publish from a single replica (`replicas: 1`) or drop `publish` (a route reaches every replica)", svc.replicas, p.publish.unwrap_or_default()));
+                    }
+                }
+            }
             let mut seen: BTreeMap<String, String> = BTreeMap::new();
             for (sname, secret) in &s.secrets {
                 for key in secret_keys(secret) {
