@@ -165,16 +165,19 @@ impl Builder<'_> {
         }
     }
 
-    /// Translates a string of a container: literals escaped, `$(VAR)`
-    /// references to its own environment resolved.
+    /// Translates a string of a container the way Kubernetes expands `env`
+    /// values, `command` and `args`: `$(VAR)` references to its own
+    /// environment resolved, `$$` one literal `$` (so `$$(` a literal
+    /// `$(`), any other `$` literal; literals escaped for Compose. The
+    /// container then gets the same string on both targets.
     fn text(&mut self, s: &str, env: &Map<EnvValue>, depth: usize) -> String {
         let mut out = String::new();
         let mut rest = s;
         while let Some(i) = rest.find('$') {
             out.push_str(&rest[..i]);
             let after = &rest[i..];
-            if let Some(r) = after.strip_prefix("$$(") {
-                out.push_str("$$(");
+            if let Some(r) = after.strip_prefix("$$") {
+                out.push_str("$$");
                 rest = r;
                 continue;
             }
@@ -702,5 +705,30 @@ mod tests {
     #[test]
     fn literals_escape_dollars() {
         assert_eq!(literal("a$b$$"), "a$$b$$$$");
+    }
+
+    /// What Kubernetes' expansion leaves in the container, Compose gets
+    /// after its own interpolation: `$$` is one `$`, a reference is its
+    /// value, anything else stays.
+    #[test]
+    fn container_strings_follow_kubernetes_expansion() {
+        let stack: Stack = serde_yaml::from_str("name: s\nnamespace: { name: s }\n").unwrap();
+        let mut b = Builder {
+            stack: &stack,
+            variables: Vec::new(),
+            configs: Vec::new(),
+            secrets: Vec::new(),
+            volumes: Default::default(),
+        };
+        let env: Map<EnvValue> = serde_yaml::from_str("X: x$$y\n").unwrap();
+        for (input, compose) in [
+            // In the container: `pid=$ cost=$5`, as the kubelet makes it.
+            ("pid=$$ cost=$$5", "pid=$$ cost=$$5"),
+            ("$$(date) $(X)", "$$(date) x$$y"),
+            ("$$$$", "$$$$"),
+            ("$(UNSET) $( $x a$", "$$(UNSET) $$( $$x a$$"),
+        ] {
+            assert_eq!(b.text(input, &env, 0), compose, "{input}");
+        }
     }
 }
