@@ -123,6 +123,16 @@ fn stacks_option_reads_a_custom_stack() {
 }
 
 #[test]
+fn a_byte_order_mark_before_the_stack_is_ignored() {
+    let tmp = shop_dir();
+    Test::new().args(["render", "shop"]).current_dir(tmp.path()).run().code(0);
+    let plain = tree(&tmp.path().join("rendered"));
+    write(tmp.path(), "stacks/shop.yaml", format!("\u{feff}{SHOP}"));
+    Test::new().args(["render", "shop", "--check"]).current_dir(tmp.path()).run().code(0);
+    assert_eq!(tree(&tmp.path().join("rendered")), plain);
+}
+
+#[test]
 fn stacks_dir_in_cwd_is_used_by_default() {
     let tmp = shop_dir();
     Test::new().args(["render", "shop"]).current_dir(tmp.path()).run().code(0);

@@ -65,9 +65,19 @@ impl StackDir {
                         continue;
                     }
                     let text = match std::fs::read(&path) {
-                        Ok(bytes) => String::from_utf8(bytes).map(std::sync::Arc::new).map_err(|e| {
-                            format!("file is not valid UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to())
-                        }),
+                        Ok(mut bytes) => {
+                            // A byte-order mark (some Windows editors write
+                            // one) is not part of the YAML stream.
+                            if bytes.starts_with(b"\xEF\xBB\xBF") {
+                                bytes.drain(..3);
+                            }
+                            String::from_utf8(bytes).map(std::sync::Arc::new).map_err(|e| {
+                                format!(
+                                    "file is not valid UTF-8 (invalid byte at offset {})",
+                                    e.utf8_error().valid_up_to()
+                                )
+                            })
+                        }
                         Err(e) => Err(format!("cannot read file: {e}")),
                     };
                     files.push(SourceFile { name: stem.to_string(), display: path.display().to_string(), text });
