@@ -326,12 +326,21 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     // needed to render), which lowers the peak memory of a large stack.
     let resolved = resolve_all(&units);
     let mut ready = Vec::new();
-    for (((doc, env), (mut found, stack)), index) in units.iter().zip(resolved).zip(unit_docs) {
-        diags.append(&mut found);
+    // The diagnostics of each stack file's environments, gathered to say
+    // which environments one that only some of them have comes from.
+    let mut of_doc: Vec<(&str, Vec<Diagnostic>)> = Vec::new();
+    let mut last_doc = None;
+    for (((doc, env), (found, stack)), index) in units.iter().zip(resolved).zip(unit_docs) {
+        if last_doc != Some(index) {
+            diags.extend(name_environments(std::mem::take(&mut of_doc)));
+            last_doc = Some(index);
+        }
+        of_doc.push((env.as_str(), found));
         if let Some(stack) = stack {
             ready.push((format!("{}/{env}", doc.name), env.clone(), std::sync::Arc::new(stack), index));
         }
     }
+    diags.extend(name_environments(of_doc));
     drop(units);
     // Freeing large trees takes a while (0.1 s for the parsed file of
     // 10,000 services, 40 ms for their rendered views): one helper thread
@@ -418,6 +427,38 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     }
     plan.seal();
     Ok((plan, diags))
+}
+
+/// The diagnostics of one stack file's environments, each once, with a note
+/// naming the environments it comes from when that is not all of them (a
+/// problem an environment's overlay brings in points at the base field it
+/// changes, which alone would not say where the change is).
+fn name_environments(per_env: Vec<(&str, Vec<Diagnostic>)>) -> Vec<Diagnostic> {
+    let total = per_env.len();
+    if total < 2 {
+        return per_env.into_iter().flat_map(|(_, d)| d).collect();
+    }
+    let mut seen: indexmap::IndexMap<Diagnostic, Vec<&str>> = indexmap::IndexMap::new();
+    for (env, found) in per_env {
+        for d in found {
+            let envs = seen.entry(d).or_default();
+            if envs.last() != Some(&env) {
+                envs.push(env);
+            }
+        }
+    }
+    seen.into_iter()
+        .map(|(d, envs)| match envs.len() {
+            n if n == total => d,
+            // Its field path says so already.
+            1 if d.field.as_deref().is_some_and(|f| f.starts_with(&format!("environments.{}.", envs[0]))) => d,
+            1 => d.note(format!("in environment `{}`", envs[0])),
+            _ => d.note(format!(
+                "in environments {}",
+                envs.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+            )),
+        })
+        .collect()
 }
 
 /// An error for each clash of object names, at the first field the name

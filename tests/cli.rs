@@ -1314,6 +1314,27 @@ fn environment_extends_inherits_the_overlay() {
 }
 
 #[test]
+fn a_problem_an_environment_brings_in_names_the_environment() {
+    let tmp = tempdir();
+    write(
+        tmp.path(),
+        "stacks/app.yaml",
+        "name: app\nnamespace: { name: app }\nservices:\n  web:\n    image: nginx:1.27\n    \
+         mounts: [{ volume: data, path: /data }]\nvolumes:\n  data: { size: 1Gi }\n\
+         environments:\n  dev: {}\n  prod:\n    services:\n      web: { replicas: 3 }\n  \
+         big:\n    services:\n      web: { replicas: 2 }\n",
+    );
+    let out = Test::new().args(["validate", "--all"]).current_dir(tmp.path()).run();
+    // The error points at the base mount; the note says where replicas change.
+    out.code(2)
+        .stderr_has("error: service `web` has 3 replicas but mounts the ReadWriteOnce volume `data`")
+        .stderr_has("= in environment `prod`\n")
+        .stderr_has("error: service `web` has 2 replicas")
+        .stderr_has("= in environment `big`\n");
+    assert!(!out.stderr.contains("`dev`"), "{}", out.stderr);
+}
+
+#[test]
 fn environment_extends_cycle_is_an_error() {
     let tmp = fixture_dir("extends-cycle", "app");
     let text = fixture_text("extends-cycle");

@@ -34,7 +34,7 @@ pub const MAX_ALIAS_NODES: usize = 250_000;
 pub const MAX_NODES: usize = 20_000_000;
 
 /// A 1-based line and column in a source file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pos {
     pub line: usize,
     pub col: usize,
