@@ -42,6 +42,10 @@ const EXPECT: &[(&str, &[&str])] = &[
     ("expose-port-twice", &["port 80 is already exposed", "port name `http` is already used"]),
     ("environment-name-empty", &["environment name ``"]),
     ("environment-name-slash", &["`prod/eu`"]),
+    (
+        "environment-unknown-key",
+        &["unknown key `extend` in environment `prod`", "did you mean `extends`", "`components`"],
+    ),
     ("missing-required-key", &["`namespace`"]),
     ("mount-path-dotdot", &["/var/../etc"]),
     ("multiple-documents", &["one YAML document"]),
@@ -64,7 +68,7 @@ const EXPECT: &[(&str, &[&str])] = &[
     ("unknown-environment", &["`prdo`", "did you mean `prod`"]),
     ("unknown-nested-key", &["`replcas`", "did you mean `replicas`"]),
     ("unknown-top-level-key", &["`servces`", "did you mean `services`"]),
-    ("wrong-type", &["many"]),
+    ("wrong-type", &["many", "expected a whole number"]),
     ("yaml-syntax-error", &["invalid YAML"]),
     ("yaml-tag", &["tag"]),
 ];

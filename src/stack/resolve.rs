@@ -517,7 +517,27 @@ fn describe(path: &str, msg: &str, loc: &Locator<'_>) -> (Diagnostic, Option<Str
         let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
         let full = if path.ends_with(key) { path.to_string() } else { join(path, key) };
         let parent = full.strip_suffix(key).unwrap_or("").trim_end_matches('.');
-        let where_ = if parent.is_empty() { "at the top level".to_string() } else { format!("in `{parent}`") };
+        let mut expected = expected;
+        let where_ = if parent.is_empty() {
+            // A top-level key of the merged stack is written at the top of
+            // the file, of an environment or of a component.
+            let written = loc.find(&full).1;
+            let mut layer = written.strip_suffix(key).unwrap_or("").trim_end_matches('.').splitn(2, '.');
+            match (layer.next(), layer.next()) {
+                (Some("environments"), Some(env)) => {
+                    expected.retain(|k| *k != "name");
+                    expected.extend(["extends", "components"]);
+                    format!("in environment `{env}`")
+                }
+                (Some("components"), Some(c)) => {
+                    expected.retain(|k| *k != "name");
+                    format!("in component `{c}`")
+                }
+                _ => "at the top level".to_string(),
+            }
+        } else {
+            format!("in `{parent}`")
+        };
         let mut d = loc.error(&full, format!("unknown key `{key}` {where_}"));
         if !expected.is_empty() {
             d = d.note(format!(
@@ -547,7 +567,21 @@ fn describe(path: &str, msg: &str, loc: &Locator<'_>) -> (Diagnostic, Option<Str
         let where_ = if path.is_empty() { "at the top level".to_string() } else { format!("in `{path}`") };
         return (loc.error(path, format!("missing required key `{key}` {where_}")), None);
     }
-    let msg = msg.replace("invalid type: ", "wrong type: found ").replace("invalid value: ", "invalid value: found ");
+    let mut msg =
+        msg.replace("invalid type: ", "wrong type: found ").replace("invalid value: ", "invalid value: found ");
+    // Rust's integer type names, in words.
+    for (rust, words) in [
+        ("u8", "an integer from 0 to 255"),
+        ("u16", "an integer from 0 to 65535"),
+        ("u32", "a whole number (0 or more)"),
+        ("u64", "a whole number (0 or more)"),
+        ("i32", "an integer"),
+        ("i64", "an integer"),
+    ] {
+        if let Some(head) = msg.strip_suffix(&format!("expected {rust}")) {
+            msg = format!("{head}expected {words}");
+        }
+    }
     let removable = (!path.is_empty()).then(|| path.to_string());
     (loc.error(path, msg), removable)
 }
