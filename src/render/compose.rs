@@ -124,14 +124,24 @@ pub fn literal(s: &str) -> String {
     s.replace('$', "$$")
 }
 
-/// The Compose variable carrying key `key` of secret `secret`.
+/// The Compose variable carrying key `key` of secret `secret`: the prefix
+/// and the key upper-cased, a word break of a camelCase key marked by `_`
+/// (`clientId` -> `CLIENT_ID`), any other character than letters and
+/// digits replaced by `_`.
 pub fn variable_name(stack: &Stack, secret: &str, key: &str) -> String {
     let prefix = stack.secrets.get(secret).and_then(|s| s.variable_prefix.as_deref()).unwrap_or_default();
-    prefix
-        .chars()
-        .chain(key.chars())
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
-        .collect()
+    let mut out = String::with_capacity(prefix.len() + key.len() + 2);
+    for text in [prefix, key] {
+        let mut after_lower = false;
+        for c in text.chars() {
+            if c.is_ascii_uppercase() && after_lower {
+                out.push('_');
+            }
+            after_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+            out.push(if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' });
+        }
+    }
+    out
 }
 
 struct Builder<'a> {
@@ -700,6 +710,24 @@ mod tests {
         assert_eq!(cpus("1500m"), "1.5");
         assert_eq!(memory("512Mi"), "512m");
         assert_eq!(memory("2Gi"), "2g");
+    }
+
+    #[test]
+    fn variable_names_split_camel_case() {
+        let stack: Stack = serde_yaml::from_str(
+            "name: s\nnamespace: { name: s }\nsecrets:\n  o: { keys: [k], variablePrefix: OIDC_ }\n",
+        )
+        .unwrap();
+        for (secret, key, var) in [
+            ("o", "clientId", "OIDC_CLIENT_ID"),
+            ("o", "issuer", "OIDC_ISSUER"),
+            ("x", "tls.crt", "TLS_CRT"),
+            ("x", "API_TOKEN", "API_TOKEN"),
+            ("x", "s3AccessKey", "S3_ACCESS_KEY"),
+            ("x", "password", "PASSWORD"),
+        ] {
+            assert_eq!(variable_name(&stack, secret, key), var, "{key}");
+        }
     }
 
     #[test]
