@@ -120,6 +120,8 @@ pub fn backup_job(stack: &Stack, name: &str, d: &Datastore) -> Option<(Stack, Se
     let svc = service(json!({
         "image": b.image.clone().unwrap_or_else(|| format!("prodrigestivill/postgres-backup-local:{major}")),
         "command": ["/backup.sh"],
+        // The datastore's networks, as on Compose: it talks to nothing else.
+        "networks": d.networks,
         "env": {
             // The datastore's Service (StatefulSet) or cluster (Zalando) name.
             "POSTGRES_HOST": name,
