@@ -296,6 +296,13 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     // The index in `docs` of each unit's stack file.
     let mut unit_docs: Vec<usize> = Vec::new();
     plan.whole_root = sel.all && sel.envs.is_empty();
+    // With `--all`, `--env E` means E of every stack that has it: a stack
+    // without it is skipped, unless no stack has it (a typo, most likely).
+    let anywhere: std::collections::BTreeSet<String> = if sel.all && !sel.envs.is_empty() {
+        docs.iter().flat_map(Document::env_names).collect()
+    } else {
+        Default::default()
+    };
     for (index, doc) in docs.iter().enumerate() {
         let all_envs = doc.env_names();
         let envs: Vec<String> = if sel.envs.is_empty() {
@@ -306,7 +313,7 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
             for e in &sel.envs {
                 if all_envs.contains(e) {
                     chosen.push(e.clone());
-                } else {
+                } else if !anywhere.contains(e) {
                     let mut d = Diagnostic::error(&doc.file, format!("stack `{}` has no environment `{e}`", doc.name))
                         .note(format!("environments: {}", all_envs.join(", ")));
                     if let Some(s) = did_you_mean(e, all_envs.iter().map(String::as_str)) {
@@ -571,7 +578,7 @@ fn render_cmd(a: &RenderArgs) -> Result<u8, Failure> {
     if a.format == Format::Json {
         println!("{}", changes_json(&changes));
     } else if !a.quiet {
-        report_summary(root, &docs, &changes);
+        report_summary(root, &docs, &changes, &plan.env_dirs);
     }
     // The process ends now: the operating system takes the memory back at
     // once, where freeing the plan file by file took 20 ms for 10,000
@@ -617,8 +624,12 @@ fn stack_of(path: &str) -> &str {
     path.split('/').next().unwrap_or("")
 }
 
-fn report_summary(root: &Path, docs: &[Document], ch: &Changes) {
+fn report_summary(root: &Path, docs: &[Document], ch: &Changes, env_dirs: &std::collections::BTreeSet<String>) {
     for doc in docs {
+        if !env_dirs.iter().any(|d| stack_of(d) == doc.name) {
+            println!("{}: skipped, none of the environments asked for", doc.name);
+            continue;
+        }
         let count = |v: &[String]| v.iter().filter(|p| stack_of(p) == doc.name).count();
         println!(
             "{}: {} written, {} unchanged, {} removed ({})",

@@ -347,6 +347,28 @@ fn env_option_renders_one_environment() {
 }
 
 #[test]
+fn all_with_env_skips_the_stacks_without_it() {
+    let tmp = shop_dir();
+    write(
+        tmp.path(),
+        "stacks/cart.yaml",
+        "name: cart\nnamespace: { name: cart }\nservices:\n  web: { image: \"nginx:1.27\" }\n",
+    );
+    let out = Test::new().args(["render", "--all", "--env", "staging"]).current_dir(tmp.path()).run();
+    out.code(0)
+        .stdout_has("cart: skipped, none of the environments asked for\n")
+        .stdout_has("shop: 7 written, 0 unchanged, 0 removed (rendered/shop)\n");
+    assert!(tmp.path().join("rendered/shop/staging").is_dir());
+    assert!(!tmp.path().join("rendered/cart").exists());
+    // An environment no stack has is still an error, with a suggestion.
+    let out = Test::new().args(["render", "--all", "--env", "stagng"]).current_dir(tmp.path()).run();
+    out.code(2).stderr_has("stack `shop` has no environment `stagng`").stderr_has("did you mean `staging`?");
+    // A named stack without it too.
+    let out = Test::new().args(["render", "cart", "--env", "staging"]).current_dir(tmp.path()).run();
+    out.code(2).stderr_has("stack `cart` has no environment `staging`");
+}
+
+#[test]
 fn unknown_env_is_an_error_with_suggestion() {
     let tmp = shop_dir();
     let out = Test::new().args(["render", "shop", "--env", "prdo"]).current_dir(tmp.path()).run();
