@@ -69,6 +69,7 @@ const EXPECT: &[(&str, &[&str])] = &[
     ("unknown-nested-key", &["`replcas`", "did you mean `replicas`"]),
     ("unknown-top-level-key", &["`servces`", "did you mean `services`"]),
     ("wrong-type", &["many", "expected a whole number"]),
+    ("volume-keep-ephemeral", &["`keep` protects a persistent volume", "volume-keep-ephemeral.yaml:5:"]),
     ("yaml-syntax-error", &["invalid YAML"]),
     ("yaml-tag", &["tag"]),
 ];

@@ -623,6 +623,12 @@ pub struct Volume {
     pub ephemeral: bool,
     /// A host path bind-mounted into containers (Compose only), e.g. `./src`.
     pub bind: Option<String>,
+    /// Keep the claim when GitOps prunes (a persistent volume on
+    /// Kubernetes): Argo CD's `Prune=false` and Flux's `prune: disabled`
+    /// annotations, so that removing the volume from the stack, or the
+    /// delivery object, never deletes its data.
+    #[serde(default)]
+    pub keep: bool,
     pub description: Option<String>,
 }
 

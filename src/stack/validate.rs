@@ -621,6 +621,12 @@ impl Checker<'_> {
             if kinds == 0 && vol.size.is_none() {
                 self.err(&path, "a persistent volume needs a `size` (or set `ephemeral: true`, or `bind: PATH`)");
             }
+            if kinds > 0 && vol.keep {
+                self.err(
+                    &path!(path, ".keep"),
+                    "`keep` protects a persistent volume's claim; an `ephemeral` or `bind` volume has none",
+                );
+            }
             if let Some(b) = &vol.bind
                 && (b.is_empty() || b.contains(['\n', '\0', ':']))
             {
