@@ -33,6 +33,13 @@ impl From<anyhow::Error> for Failure {
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> u8 {
+    // `--format json` asks for JSON on stdout, failures included.
+    let json = match &cli.command {
+        Command::Render(a) => a.format == Format::Json,
+        Command::Diff(a) => a.format == Format::Json,
+        Command::List(a) => a.format == Format::Json,
+        _ => false,
+    };
     let result = match cli.command {
         Command::Render(a) => render_cmd(&a),
         Command::List(a) => list_cmd(&a).map(|()| 0),
@@ -61,11 +68,19 @@ pub fn run(cli: Cli) -> u8 {
         Err(Failure::Invalid(diags)) => {
             print_diagnostics(&diags);
             let n = diags.iter().filter(|d| d.severity == Severity::Error).count();
-            eprintln!("{} {n} problem{} found; nothing was written", error_label(), if n == 1 { "" } else { "s" });
+            let summary = format!("{n} problem{} found; nothing was written", if n == 1 { "" } else { "s" });
+            eprintln!("{} {summary}", error_label());
+            if json {
+                let problems: Vec<serde_json::Value> = diags.iter().map(diagnostic_json).collect();
+                println!("{}", serde_json::json!({ "ok": false, "error": summary, "problems": problems }));
+            }
             2
         }
         Err(Failure::Other(e)) => {
             eprintln!("{} {e:#}", error_label());
+            if json {
+                println!("{}", serde_json::json!({ "ok": false, "error": format!("{e:#}"), "problems": [] }));
+            }
             2
         }
     }
@@ -675,6 +690,25 @@ fn report_check(root: &Path, ch: &Changes, format: Format, quiet: bool) {
             );
         }
     }
+}
+
+/// A diagnostic for `--format json`: what the text form says, in fields
+/// (`line` and `column` 1-based, absent when unknown).
+fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "severity": if d.severity == Severity::Error { "error" } else { "warning" },
+        "file": d.file,
+        "message": d.message,
+        "notes": d.notes,
+    });
+    if let Some(p) = d.pos {
+        v["line"] = p.line.into();
+        v["column"] = p.col.into();
+    }
+    if let Some(f) = &d.field {
+        v["field"] = f.as_str().into();
+    }
+    v
 }
 
 fn changes_json(ch: &Changes) -> String {

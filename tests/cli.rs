@@ -787,6 +787,41 @@ fn diff_shows_a_file_no_longer_rendered_as_removed() {
 }
 
 #[test]
+fn format_json_reports_failures_as_json_too() {
+    let tmp = tempdir();
+    write(
+        tmp.path(),
+        "stacks/app.yaml",
+        "name: app\nnamespace: { name: app }\nservices:\n  web:\n    image: nginx:1.27\n    replcas: 2\n",
+    );
+    let out = Test::new().args(["render", "--all", "--format", "json"]).current_dir(tmp.path()).run();
+    out.code(2).stderr_has("unknown key `replcas`");
+    let v = json(&out);
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["error"], "1 problem found; nothing was written");
+    let p = &v["problems"][0];
+    assert_eq!(p["severity"], "error");
+    assert_eq!(p["file"], "stacks/app.yaml");
+    assert_eq!((p["line"].as_u64(), p["column"].as_u64()), (Some(6), Some(5)));
+    assert_eq!(p["field"], "services.web.replcas");
+    assert!(p["notes"].as_array().unwrap().iter().any(|n| n == "help: did you mean `replicas`?"), "{p}");
+    assert!(!tmp.path().join("rendered").exists());
+    // A failure that is not about the stacks: the message alone.
+    write(
+        tmp.path(),
+        "stacks/app.yaml",
+        "name: app\nnamespace: { name: app }\nservices:\n  web: { image: \"nginx:1.27\" }\n",
+    );
+    write(tmp.path(), "afile", "x");
+    let out = Test::new().args(["render", "--all", "--out", "afile", "--format", "json"]).current_dir(tmp.path()).run();
+    out.code(2);
+    let v = json(&out);
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["error"], "output `afile` exists and is not a directory");
+    assert_eq!(v["problems"], serde_json::json!([]));
+}
+
+#[test]
 fn check_format_json_lists_added_changed_and_removed() {
     let tmp = shop_dir();
     let check = || Test::new().args(["render", "--all", "--check", "--format", "json"]).current_dir(tmp.path()).run();
