@@ -4,14 +4,15 @@
 //! Outside a write these signals keep their default action: the process
 //! ends at once, and nothing on disk has changed. While a [`Deferral`] is
 //! alive (`output::apply` holds one from its first write to its last
-//! rename), such a signal is only recorded: the writers stop before their
+//! removal), such a signal is only recorded: the writers stop before their
 //! next file, `apply` removes what it staged (or, in the middle of its
-//! renames, puts the old files back) and returns an error. The command then
-//! ends by that same signal ([`end_if_deferred`]), so its parent sees the
-//! usual status (130 for Ctrl-C in a shell). A second signal during that
-//! cleanup ends the process at once. A signal that was ignored when the
-//! process started (`nohup`, a background job of a non-interactive shell)
-//! stays ignored.
+//! renames, puts the old files back) and returns an error; once the renames
+//! are done, it finishes. The command then ends by that same signal
+//! ([`end_if_deferred`]), so its parent sees the usual status (130 for
+//! Ctrl-C in a shell). Further signals meanwhile change nothing (the same
+//! signal often comes twice, and the rollback must not be cut short);
+//! SIGKILL still ends it. A signal that was ignored when the process started
+//! (`nohup`, a background job of a non-interactive shell) stays ignored.
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering::SeqCst};
@@ -43,15 +44,18 @@ fn end_by(sig: libc::c_int) {
 }
 
 extern "C" fn on_signal(sig: libc::c_int) {
-    // Recorded only while a write defers it, and only the first one. The
-    // second look at `DEFERRING` closes the race with a deferral that ends
-    // between the first look and the record: either the ending thread sees
-    // the record, or this handler sees that nothing defers any more.
-    if DEFERRING.load(SeqCst) > 0
-        && RECEIVED.compare_exchange(0, sig, SeqCst, SeqCst).is_ok()
-        && DEFERRING.load(SeqCst) > 0
-    {
-        return;
+    // Recorded while a write defers it (the first one; later ones change
+    // nothing: the same signal often comes twice, from a cancelled job's
+    // process group and from a parent passing it on, and the rollback must
+    // not be cut short). The second look at `DEFERRING` closes the race with
+    // a deferral that ends between the first look and the record: either
+    // the ending thread sees the record, or this handler sees that nothing
+    // defers any more.
+    if DEFERRING.load(SeqCst) > 0 {
+        let _ = RECEIVED.compare_exchange(0, sig, SeqCst, SeqCst);
+        if DEFERRING.load(SeqCst) > 0 {
+            return;
+        }
     }
     end_by(sig);
 }

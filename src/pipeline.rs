@@ -311,9 +311,11 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     // The index in `docs` of each unit's stack file.
     let mut unit_docs: Vec<usize> = Vec::new();
     plan.whole_root = sel.all && sel.envs.is_empty();
-    // With `--all`, `--env E` means E of every stack that has it: a stack
+    // For every stack, `--env E` means E of each stack that has it: a stack
     // without it is skipped, unless no stack has it (a typo, most likely).
-    let anywhere: std::collections::BTreeSet<String> = if sel.all && !sel.envs.is_empty() {
+    // (`validate` with no stack named takes every stack, like `--all`.)
+    let every_stack = sel.all || sel.stacks.is_empty();
+    let anywhere: std::collections::BTreeSet<String> = if every_stack && !sel.envs.is_empty() {
         docs.iter().flat_map(Document::env_names).collect()
     } else {
         Default::default()

@@ -130,6 +130,12 @@ fn a_byte_order_mark_before_the_stack_is_ignored() {
     write(tmp.path(), "stacks/shop.yaml", format!("\u{feff}{SHOP}"));
     Test::new().args(["render", "shop", "--check"]).current_dir(tmp.path()).run().code(0);
     assert_eq!(tree(&tmp.path().join("rendered")), plain);
+    // A bad byte's offset counts the mark, as in the file.
+    let mut bytes = b"\xEF\xBB\xBFname: shop\n".to_vec();
+    bytes.push(0xFF);
+    std::fs::write(tmp.path().join("stacks/shop.yaml"), bytes).unwrap();
+    let out = Test::new().args(["render", "shop"]).current_dir(tmp.path()).run();
+    out.code(2).stderr_has("invalid byte at offset 14");
 }
 
 #[test]
@@ -360,6 +366,8 @@ fn all_with_env_skips_the_stacks_without_it() {
         .stdout_has("shop: 7 written, 0 unchanged, 0 removed (rendered/shop)\n");
     assert!(tmp.path().join("rendered/shop/staging").is_dir());
     assert!(!tmp.path().join("rendered/cart").exists());
+    // `validate` without a stack named takes every stack, the same way.
+    Test::new().args(["validate", "--env", "staging"]).current_dir(tmp.path()).run().code(0);
     // An environment no stack has is still an error, with a suggestion.
     let out = Test::new().args(["render", "--all", "--env", "stagng"]).current_dir(tmp.path()).run();
     out.code(2).stderr_has("stack `shop` has no environment `stagng`").stderr_has("did you mean `staging`?");
@@ -1238,14 +1246,30 @@ fn depending_on_a_service_without_expose_warns_on_kubernetes() {
     out.code(0);
     assert!(!out.stderr.contains("expose"), "{}", out.stderr);
     // With a Service, no warning.
-    write(
-        tmp.path(),
-        "stacks/app.yaml",
-        stack.replace("{ redis: 6379 }\n", "{ redis: 6379 }\n    expose: { ports: [{ port: 6379, target: redis }] }\n"),
-    );
+    let exposed =
+        stack.replace("{ redis: 6379 }\n", "{ redis: 6379 }\n    expose: { ports: [{ port: 6379, target: redis }] }\n");
+    write(tmp.path(), "stacks/app.yaml", &exposed);
     let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
     out.code(0);
     assert!(!out.stderr.contains("expose"), "{}", out.stderr);
+    // A Service of another name: Kubernetes knows it by that name only.
+    write(tmp.path(), "stacks/app.yaml", exposed.replace("expose: { ports", "expose: { name: redis, ports"));
+    let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
+    out.code(0).stderr_has("warning: `web` depends on `cache`, whose Service is named `redis`");
+}
+
+#[test]
+fn service_name_rules_apply_where_there_is_a_service() {
+    // Compose ignores `expose`: a name Kubernetes would refuse is fine there.
+    let stack = "name: app\nnamespace: { name: app }\ntargets: [compose]\nservices:\n  \
+                 1password:\n    image: 1password/connect-api:1.7\n    ports: { http: 8080 }\n    \
+                 expose: { ports: [{ port: 80, target: http }] }\n";
+    let tmp = tempdir();
+    write(tmp.path(), "stacks/app.yaml", stack);
+    Test::new().args(["render", "--all"]).current_dir(tmp.path()).run().code(0);
+    write(tmp.path(), "stacks/app.yaml", stack.replace("[compose]", "[kubernetes]"));
+    let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
+    out.code(2).stderr_has("Service name `1password` must start with a letter");
 }
 
 #[test]
@@ -1263,6 +1287,11 @@ fn compose_runs_one_replica_of_a_service_with_a_sidecar() {
     // Kubernetes keeps both replicas: the sidecar is in every pod.
     let deployment = yaml_file(&tmp.path().join("rendered/app/default/kubernetes/deployment-web.yaml"));
     assert_eq!(deployment["spec"]["replicas"], serde_yaml::Value::from(2));
+    // A service turned off stays off.
+    write(tmp.path(), "stacks/app.yaml", stack.replace("replicas: 2", "replicas: 0"));
+    Test::new().args(["render", "--all"]).current_dir(tmp.path()).run().code(0);
+    let compose = yaml_file(&tmp.path().join("rendered/app/default/compose/compose.yaml"));
+    assert_eq!(compose["services"]["web"]["deploy"]["replicas"], serde_yaml::Value::from(0));
 }
 
 #[test]

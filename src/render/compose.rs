@@ -457,7 +457,7 @@ impl Builder<'_> {
         // A sidecar joins the network namespace of one container of its
         // main service: with more replicas, the others would run without
         // it. Compose has no pods, so such a service runs one replica.
-        s.replicas = if svc.sidecars.is_empty() { svc.replicas } else { 1 };
+        s.replicas = if svc.sidecars.is_empty() { svc.replicas } else { svc.replicas.min(1) };
         s.restart = restart(svc.restart);
         s.networks = if svc.networks.is_empty() { default_networks(self.stack) } else { svc.networks.clone() };
         // Naming any network takes a service off Compose's `default` one;

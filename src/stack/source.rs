@@ -68,14 +68,11 @@ impl StackDir {
                         Ok(mut bytes) => {
                             // A byte-order mark (some Windows editors write
                             // one) is not part of the YAML stream.
-                            if bytes.starts_with(b"\xEF\xBB\xBF") {
-                                bytes.drain(..3);
-                            }
+                            let bom = if bytes.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+                            bytes.drain(..bom);
                             String::from_utf8(bytes).map(std::sync::Arc::new).map_err(|e| {
-                                format!(
-                                    "file is not valid UTF-8 (invalid byte at offset {})",
-                                    e.utf8_error().valid_up_to()
-                                )
+                                let at = bom + e.utf8_error().valid_up_to();
+                                format!("file is not valid UTF-8 (invalid byte at offset {at})")
                             })
                         }
                         Err(e) => Err(format!("cannot read file: {e}")),

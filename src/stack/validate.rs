@@ -309,9 +309,12 @@ impl Checker<'_> {
                     );
                 }
             }
+            // A Service exists on Kubernetes only (Compose ignores `expose`).
+            let kube = self.stack.targets.contains(&Target::Kubernetes);
             match &expose.name {
-                Some(n) => self.service_name(&path!(base, ".expose.name"), n),
-                None => self.service_name(&base, name),
+                Some(n) if kube => self.service_name(&path!(base, ".expose.name"), n),
+                None if kube => self.service_name(&base, name),
+                _ => {}
             }
             if expose.ports.is_empty() {
                 self.err(&path!(base, ".expose.ports"), "`expose` needs at least one port");
@@ -327,6 +330,9 @@ impl Checker<'_> {
                 }
                 self.reference(&path!(pp, ".target"), "container port", &p.target, port_names.clone());
                 let protocol = containers.iter().find_map(|(_, c)| c.ports.get(&p.target)).map(|t| t.protocol);
+                if !kube {
+                    continue;
+                }
                 if let Some(j) = numbers.insert((p.port, format!("{protocol:?}")), i) {
                     self.err(&path!(pp, ".port"), format!("port {} is already exposed by ports[{j}]", p.port));
                 }
@@ -972,11 +978,18 @@ impl Checker<'_> {
             // with a Service, which `expose` makes.
             for (name, svc) in &s.services {
                 for (i, dep) in svc.depends_on.iter().enumerate() {
-                    if s.services.get(dep).is_some_and(|d| d.expose.is_none()) {
-                        self.warn(
-                            &format!("services.{name}.dependsOn[{i}]"),
+                    let Some(d) = s.services.get(dep) else { continue };
+                    let path = format!("services.{name}.dependsOn[{i}]");
+                    match d.expose.as_ref().and_then(|e| e.name.as_deref()) {
+                        _ if d.expose.is_none() => self.warn(
+                            &path,
                             format!("`{name}` depends on `{dep}`, which has no `expose`: on Kubernetes no Service named `{dep}` exists, so `{name}` cannot reach it by name; add `expose` to `{dep}`"),
-                        );
+                        ),
+                        Some(other) if other != dep => self.warn(
+                            &path,
+                            format!("`{name}` depends on `{dep}`, whose Service is named `{other}`: on Kubernetes `{name}` reaches it as `{other}`, not `{dep}` (Compose: `{dep}`)"),
+                        ),
+                        _ => {}
                     }
                 }
             }
