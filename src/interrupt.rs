@@ -99,18 +99,12 @@ impl Drop for Deferral {
 /// The signal received while deferring, if any: work in progress should
 /// stop and undo itself.
 pub fn received() -> Option<i32> {
-    match RECEIVED.load(SeqCst) {
-        0 => None,
-        sig => Some(sig),
-    }
+    Some(RECEIVED.load(SeqCst)).filter(|&sig| sig != 0)
 }
 
 /// Forgets the signal received while deferring and returns it.
 pub fn take() -> Option<i32> {
-    match RECEIVED.swap(0, SeqCst) {
-        0 => None,
-        sig => Some(sig),
-    }
+    Some(RECEIVED.swap(0, SeqCst)).filter(|&sig| sig != 0)
 }
 
 /// Ends the process by the signal received while deferring, if one was.

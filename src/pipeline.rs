@@ -307,9 +307,9 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     let mut problems = Vec::new();
     let mut plan = Plan::default();
     let mut diags = Vec::new();
-    let mut units: Vec<(&Document, String)> = Vec::new();
-    // The index in `docs` of each unit's stack file.
-    let mut unit_docs: Vec<usize> = Vec::new();
+    // Each environment to build: its stack file (and that file's index in
+    // `docs`, to find it again once `units` is gone) and its name.
+    let mut units: Vec<(usize, &Document, String)> = Vec::new();
     plan.whole_root = sel.all && sel.envs.is_empty();
     // For every stack, `--env E` means E of each stack that has it: a stack
     // without it is skipped, unless no stack has it (a typo, most likely).
@@ -341,8 +341,7 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
             }
             chosen
         };
-        unit_docs.extend(std::iter::repeat_n(index, envs.len()));
-        units.extend(envs.into_iter().map(|env| (doc, env)));
+        units.extend(envs.into_iter().map(|env| (index, doc, env)));
     }
     // Environments are independent: they resolve and validate, then render,
     // in parallel; results are gathered in definition order. Between the two
@@ -354,7 +353,8 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     // which environments one that only some of them have comes from.
     let mut of_doc: Vec<(&str, Vec<Diagnostic>)> = Vec::new();
     let mut last_doc = None;
-    for (((doc, env), (found, stack)), index) in units.iter().zip(resolved).zip(unit_docs) {
+    for ((index, doc, env), (found, stack)) in units.iter().zip(resolved) {
+        let index = *index;
         if last_doc != Some(index) {
             diags.extend(name_environments(std::mem::take(&mut of_doc)));
             last_doc = Some(index);
@@ -513,9 +513,9 @@ fn clash_diagnostics(doc: &Document, env: &str, clashes: &render::kubernetes::Cl
 /// start on the same file: what a file builds on first use, such as the
 /// key index that places its warnings, one thread built while the other
 /// waited for it (about 0.2 ms, loomio's first two environments side by side).
-fn resolve_all(units: &[(&Document, String)]) -> Vec<(Vec<Diagnostic>, Option<crate::stack::model::Stack>)> {
-    let order = in_turns(units, |a, b| std::ptr::eq(a.0, b.0));
-    let done = crate::par::map_min(&order, 2, |&i| resolve_env(units[i].0, &units[i].1));
+fn resolve_all(units: &[(usize, &Document, String)]) -> Vec<(Vec<Diagnostic>, Option<crate::stack::model::Stack>)> {
+    let order = in_turns(units, |a, b| a.0 == b.0);
+    let done = crate::par::map_min(&order, 2, |&i| resolve_env(units[i].1, &units[i].2));
     let mut done: Vec<(usize, _)> = order.into_iter().zip(done).collect();
     done.sort_unstable_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, r)| r).collect()

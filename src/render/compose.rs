@@ -17,7 +17,8 @@ use serde::Serialize;
 
 use crate::render::view::{self, common_labels};
 use crate::stack::model::{
-    Container, ContainerRef, Datastore, EnvFrom, EnvValue, Map, Mount, Probe, Quantities, Restart, Service, Stack,
+    Backup, Container, ContainerRef, Datastore, EnvFrom, EnvValue, Map, Mount, Probe, Quantities, Restart, Service,
+    Stack,
 };
 
 /// The whole compose directory, ready for the templates.
@@ -610,7 +611,7 @@ impl Builder<'_> {
         let networks = s.networks.clone();
         out.push(s);
         if let Some(b) = &d.backup {
-            let bname = b.name.clone().unwrap_or_else(|| format!("{name}-backup"));
+            let bname = b.job_name(name);
             let mut bs = empty_service(bname.clone());
             let major = d.version.split(['.', '-']).next().unwrap_or(&d.version).to_string();
             bs.image =
@@ -636,7 +637,7 @@ impl Builder<'_> {
             match &b.bind {
                 Some(dir) => bs.volumes.push(format!("{}:/backups", literal(dir))),
                 None => {
-                    let vol = format!("{bname}-dumps");
+                    let vol = Backup::dumps_volume(&bname);
                     self.volumes.insert(vol.clone());
                     bs.volumes.push(format!("{vol}:/backups"));
                 }

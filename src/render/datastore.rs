@@ -8,7 +8,7 @@
 
 use serde_json::json;
 
-use crate::stack::model::{Datastore, DatastoreMapping, Service, Stack, Volume};
+use crate::stack::model::{Backup, Datastore, DatastoreMapping, Service, Stack, Volume};
 
 /// The secret reference holding the owner's password: the declared one, or
 /// the secret the Zalando operator creates for the owner.
@@ -103,8 +103,8 @@ pub fn backup_job(stack: &Stack, name: &str, d: &Datastore) -> Option<(Stack, Se
     let b = d.backup.as_ref()?;
     let (db, owner) = d.databases.first().map(|(a, b)| (a.clone(), b.clone())).unwrap_or_default();
     let (secret_real, key) = password_ref(stack, name, d);
-    let job_name = b.name.clone().unwrap_or_else(|| format!("{name}-backup"));
-    let claim = format!("{job_name}-dumps");
+    let job_name = b.job_name(name);
+    let claim = Backup::dumps_volume(&job_name);
     let major = d.version.split(['.', '-']).next().unwrap_or(&d.version).to_string();
     let mut scoped = scope(stack, &["backup-tmp"]);
     scoped.volumes.insert(

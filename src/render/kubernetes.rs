@@ -12,7 +12,7 @@ use minijinja::value::Serde;
 
 use crate::render::datastore;
 use crate::render::view::{self, common_labels};
-use crate::stack::model::{Map, Stack, Target};
+use crate::stack::model::{Backup, Map, Stack, Target};
 use crate::stack::validate::volume_users;
 
 /// One object to render.
@@ -165,7 +165,7 @@ pub fn plan(stack: &Stack, initdb: &Map<String>) -> Vec<Object> {
             }
         }
         if let Some((scoped, svc, job)) = datastore::backup_job(stack, key, ds) {
-            let claim = format!("{job}-dumps");
+            let claim = Backup::dumps_volume(&job);
             let item = Value::from(Serde(&scoped.volumes[&claim]));
             objects.push(Object::new("v1", "PersistentVolumeClaim", &claim, "kubernetes/pvc.yaml.j2", item));
             let w = view::workload(&scoped, &job, &svc);
@@ -297,23 +297,22 @@ fn origins(stack: &Stack, kind: &str, name: &str) -> Vec<String> {
             }
             for (k, d) in &stack.datastores {
                 let Some(b) = &d.backup else { continue };
-                let job = b.name.clone().unwrap_or_else(|| format!("{k}-backup"));
-                if job == name || format!("{job}-dumps") == name {
+                let job = b.job_name(k);
+                if job == name || Backup::dumps_volume(&job) == name {
                     out.push(format!("datastores.{k}.backup"));
                 }
             }
         }
         "NetworkPolicy" => {
-            let stack_name = &stack.name;
             out.extend(
                 stack
                     .networks
                     .keys()
-                    .filter(|n| format!("{stack_name}-network-{n}") == name)
+                    .filter(|n| network_policy_name(stack, n) == name)
                     .map(|n| format!("networks.{n}")),
             );
             out.extend(
-                stack.services.keys().filter(|k| format!("{k}-public") == name).map(|k| format!("services.{k}")),
+                stack.services.keys().filter(|k| public_policy_name(k) == name).map(|k| format!("services.{k}")),
             );
             if stack.network.is_some() && stack.name == name {
                 out.push("network".to_string());
@@ -322,6 +321,16 @@ fn origins(stack: &Stack, kind: &str, name: &str) -> Vec<String> {
         _ => {}
     }
     out
+}
+
+/// The NetworkPolicy of the members of stack network `network`.
+fn network_policy_name(stack: &Stack, network: &str) -> String {
+    format!("{}-network-{network}", stack.name)
+}
+
+/// The NetworkPolicy admitting outside traffic to service `service`.
+fn public_policy_name(service: &str) -> String {
+    format!("{service}-public")
 }
 
 fn network_policy(name: &str, item: Value) -> Object {
@@ -340,7 +349,7 @@ fn network_policies(stack: &Stack, objects: &mut Vec<Object>) {
         let label = view::network_label(n);
         let sel: Map<String> = [(label, "member".to_string())].into_iter().collect();
         let item = minijinja::context! { selector => Serde(&sel), members => Serde(&sel), from_anywhere => false };
-        objects.push(network_policy(&format!("{}-network-{n}", stack.name), item));
+        objects.push(network_policy(&network_policy_name(stack, n), item));
     }
     for (key, svc) in &stack.services {
         let routed = stack.routes.values().any(|r| r.service == *key);
@@ -361,7 +370,7 @@ fn network_policies(stack: &Stack, objects: &mut Vec<Object>) {
             external => lb,
             ports => ports,
         };
-        objects.push(network_policy(&format!("{key}-public"), item));
+        objects.push(network_policy(&public_policy_name(key), item));
     }
 }
 

@@ -126,7 +126,7 @@ fn kubernetes(stack: &Stack) -> Section {
     }
     for (name, d) in &stack.datastores {
         if let Some(b) = &d.backup {
-            let job = b.name.clone().unwrap_or_else(|| format!("{name}-backup"));
+            let job = b.job_name(name);
             checks.push(Check {
                 description: format!("backups of `{name}` run on schedule `{}`", b.schedule),
                 command: Some(shell(&words(&["kubectl", "get", "cronjob", "-n", ns, &job]))),

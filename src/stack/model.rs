@@ -824,6 +824,19 @@ pub struct Backup {
     pub bind: Option<String>,
 }
 
+impl Backup {
+    /// Name of the backup workload of datastore `datastore`: `name`, else
+    /// `<datastore>-backup`.
+    pub fn job_name(&self, datastore: &str) -> String {
+        self.name.clone().unwrap_or_else(|| format!("{datastore}-backup"))
+    }
+
+    /// The volume (claim) the dumps of backup workload `job` are kept on.
+    pub fn dumps_volume(job: &str) -> String {
+        format!("{job}-dumps")
+    }
+}
+
 fn seven() -> u32 {
     7
 }

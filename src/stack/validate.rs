@@ -329,10 +329,10 @@ impl Checker<'_> {
                     self.err(&path!(pp, ".port"), format!("port {} is out of range 1-65535", p.port));
                 }
                 self.reference(&path!(pp, ".target"), "container port", &p.target, port_names.clone());
-                let protocol = containers.iter().find_map(|(_, c)| c.ports.get(&p.target)).map(|t| t.protocol);
                 if !kube {
                     continue;
                 }
+                let protocol = containers.iter().find_map(|(_, c)| c.ports.get(&p.target)).map(|t| t.protocol);
                 if let Some(j) = numbers.insert((p.port, format!("{protocol:?}")), i) {
                     self.err(&path!(pp, ".port"), format!("port {} is already exposed by ports[{j}]", p.port));
                 }
@@ -725,7 +725,7 @@ impl Checker<'_> {
                 }
                 // The CronJob's name: the API server allows 52 characters,
                 // leaving room for the suffix of the Jobs it creates.
-                let job = b.name.clone().unwrap_or_else(|| format!("{name}-backup"));
+                let job = b.job_name(name);
                 if kube && job.len() > 52 {
                     let at = if b.name.is_some() { path!(path, ".backup.name") } else { path!(path, ".backup") };
                     self.err(
@@ -980,16 +980,17 @@ impl Checker<'_> {
                 for (i, dep) in svc.depends_on.iter().enumerate() {
                     let Some(d) = s.services.get(dep) else { continue };
                     let path = format!("services.{name}.dependsOn[{i}]");
-                    match d.expose.as_ref().and_then(|e| e.name.as_deref()) {
-                        _ if d.expose.is_none() => self.warn(
+                    let service = crate::render::view::service_name(dep, d);
+                    match &d.expose {
+                        None => self.warn(
                             &path,
                             format!("`{name}` depends on `{dep}`, which has no `expose`: on Kubernetes no Service named `{dep}` exists, so `{name}` cannot reach it by name; add `expose` to `{dep}`"),
                         ),
-                        Some(other) if other != dep => self.warn(
+                        Some(_) if service != *dep => self.warn(
                             &path,
-                            format!("`{name}` depends on `{dep}`, whose Service is named `{other}`: on Kubernetes `{name}` reaches it as `{other}`, not `{dep}` (Compose: `{dep}`)"),
+                            format!("`{name}` depends on `{dep}`, whose Service is named `{service}`: on Kubernetes `{name}` reaches it as `{service}`, not `{dep}` (Compose: `{dep}`)"),
                         ),
-                        _ => {}
+                        Some(_) => {}
                     }
                 }
             }
@@ -1029,9 +1030,7 @@ impl Checker<'_> {
                 // With sidecars, Compose runs one replica (see
                 // `render::compose`), so nothing is published twice.
                 if svc.replicas > 1 && svc.sidecars.is_empty() {
-                    let published = std::iter::once(svc.main_container().ports)
-                        .flat_map(|p| p.iter())
-                        .find(|(_, p)| p.publish.is_some());
+                    let published = svc.main_container().ports.iter().find(|(_, p)| p.publish.is_some());
                     if let Some((pn, p)) = published {
                         self.err(&path!("services.", name, ".ports.", pn, ".publish"), format!("on Compose every one of the {} replicas of `{name}` would bind host port {}; publish from a single replica (`replicas: 1`) or drop `publish` (a route reaches every replica)", svc.replicas, p.publish.unwrap_or_default()));
                     }
