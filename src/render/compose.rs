@@ -629,7 +629,8 @@ impl Builder<'_> {
                 ("BACKUP_KEEP_DAYS", b.keep_days.to_string()),
                 ("BACKUP_KEEP_WEEKS", b.keep_weeks.to_string()),
                 ("BACKUP_KEEP_MONTHS", b.keep_months.to_string()),
-                ("POSTGRES_EXTRA_OPTS", "-Z6 --schema=public --blobs".to_string()),
+                ("POSTGRES_EXTRA_OPTS", b.format.pg_dump_options().to_string()),
+                ("BACKUP_SUFFIX", b.format.suffix().to_string()),
                 ("HEALTHCHECK_PORT", "8080".to_string()),
             ] {
                 bs.environment.insert(k.into(), literal(&v));

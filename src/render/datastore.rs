@@ -131,7 +131,8 @@ pub fn backup_job(stack: &Stack, name: &str, d: &Datastore) -> Option<(Stack, Se
             "BACKUP_KEEP_DAYS": b.keep_days.to_string(),
             "BACKUP_KEEP_WEEKS": b.keep_weeks.to_string(),
             "BACKUP_KEEP_MONTHS": b.keep_months.to_string(),
-            "POSTGRES_EXTRA_OPTS": "-Z6 --schema=public --blobs",
+            "POSTGRES_EXTRA_OPTS": b.format.pg_dump_options(),
+            "BACKUP_SUFFIX": b.format.suffix(),
         },
         "mounts": [
             { "volume": claim, "path": "/backups" },
@@ -141,4 +142,42 @@ pub fn backup_job(stack: &Stack, name: &str, d: &Datastore) -> Option<(Stack, Se
         "security": { "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999 },
     }));
     Some((scoped, svc, job_name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::model::EnvValue;
+
+    fn stack(format: &str) -> Stack {
+        serde_yaml::from_str(&format!(
+            "name: s\nnamespace: {{ name: s }}\ndatastores:\n  db:\n    engine: postgres\n    version: \"17\"\n    \
+             kubernetes: statefulset\n    size: 1Gi\n    databases: {{ app: app }}\n    backup: {{ schedule: \"@daily\"{format} }}\n"
+        ))
+        .unwrap()
+    }
+
+    fn env(stack: &Stack, key: &str) -> String {
+        let (_, svc, _) = backup_job(stack, "db", &stack.datastores["db"]).unwrap();
+        match &svc.env[key] {
+            EnvValue::Literal(s) => s.clone(),
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+
+    /// The dump format reaches postgres-backup-local as its pg_dump options
+    /// and file suffix; plain (gzipped SQL) is the default.
+    #[test]
+    fn backup_format_sets_dump_options_and_suffix() {
+        let plain = stack("");
+        assert_eq!(env(&plain, "POSTGRES_EXTRA_OPTS"), "-Z6 --schema=public --blobs");
+        assert_eq!(env(&plain, "BACKUP_SUFFIX"), ".sql.gz");
+        let custom = stack(", format: custom");
+        assert_eq!(env(&custom, "POSTGRES_EXTRA_OPTS"), "-Fc -Z6 --schema=public --blobs");
+        assert_eq!(env(&custom, "BACKUP_SUFFIX"), ".dump");
+        let tar = "name: s\nnamespace: { name: s }\ndatastores:\n  db: { engine: postgres, version: \"17\", size: 1Gi, \
+                   backup: { schedule: \"@daily\", format: tar } }\n";
+        let err = serde_yaml::from_str::<Stack>(tar).unwrap_err().to_string();
+        assert!(err.contains("plain") && err.contains("custom"), "{err}");
+    }
 }

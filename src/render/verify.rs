@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::stack::model::{Stack, Target};
+use crate::stack::model::{Datastore, DumpFormat, Stack, Target};
 
 /// One check: what it shows and the command that shows it.
 #[derive(Debug, Serialize)]
@@ -37,6 +37,20 @@ fn shell(words: &[String]) -> String {
 
 fn words(ws: &[&str]) -> Vec<String> {
     ws.iter().map(|w| (*w).to_string()).collect()
+}
+
+/// The check that runs a datastore's backup once, saying what it keeps and
+/// how a dump is restored.
+fn backup_now(name: &str, d: &Datastore) -> String {
+    let db = d.databases.keys().next().map_or("DB", String::as_str);
+    let (what, restore) = match d.backup.as_ref().map(|b| b.format) {
+        Some(DumpFormat::Custom) => ("a custom-format dump", format!("`pg_restore -d {db} FILE`")),
+        _ => ("a gzipped SQL dump", format!("`gunzip -c FILE | psql -d {db}`")),
+    };
+    let suffix = d.backup.as_ref().map_or("", |b| b.format.suffix());
+    format!(
+        "a backup of `{name}` runs now: {what} `{db}-<date>{suffix}` under /backups/last (linked into daily, weekly and monthly), restored with {restore}"
+    )
 }
 
 fn kubernetes(stack: &Stack) -> Section {
@@ -132,6 +146,23 @@ fn kubernetes(stack: &Stack) -> Section {
                 command: Some(shell(&words(&["kubectl", "get", "cronjob", "-n", ns, &job]))),
                 expect: None,
             });
+            let run = format!("{job}-verify");
+            checks.push(Check {
+                description: backup_now(name, d),
+                command: Some(shell(&words(&[
+                    "kubectl",
+                    "create",
+                    "job",
+                    "-n",
+                    ns,
+                    &format!("--from=cronjob/{job}"),
+                    &run,
+                ]))),
+                expect: Some(format!(
+                    "`kubectl logs -n {} job/{run}` ends with `SQL backup created successfully`",
+                    shell_word(ns)
+                )),
+            });
         }
     }
     for c in &stack.verify {
@@ -175,6 +206,15 @@ fn compose(stack: &Stack) -> Section {
                 description: format!("`{name}` is healthy"),
                 command: Some(with(&["ps", name, "--format", "{{.Name}} {{.Health}}"])),
                 expect: Some("healthy".into()),
+            });
+        }
+    }
+    for (name, d) in &stack.datastores {
+        if let Some(b) = &d.backup {
+            checks.push(Check {
+                description: backup_now(name, d),
+                command: Some(with(&["exec", &b.job_name(name), "/backup.sh"])),
+                expect: Some("`SQL backup created successfully`".into()),
             });
         }
     }

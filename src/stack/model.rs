@@ -822,6 +822,43 @@ pub struct Backup {
     pub size: String,
     /// Host directory for the dumps (Compose; default a named volume).
     pub bind: Option<String>,
+    /// Format of the dumps: `plain` (SQL, gzipped, `.sql.gz`, restored with
+    /// `psql`) or `custom` (`pg_dump -Fc`, `.dump`, restored with
+    /// `pg_restore`).
+    #[serde(default)]
+    pub format: DumpFormat,
+}
+
+/// Format of a backup's dumps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DumpFormat {
+    /// `pg_dump`'s SQL script, gzipped: `<db>-<date>.sql.gz`, restored with
+    /// `gunzip | psql`.
+    #[default]
+    Plain,
+    /// `pg_dump -Fc`, compressed: `<db>-<date>.dump`, restored with
+    /// `pg_restore` (selectively, in parallel).
+    Custom,
+}
+
+impl DumpFormat {
+    /// postgres-backup-local's `POSTGRES_EXTRA_OPTS`: the options of its
+    /// `pg_dump -d DB -f FILE`.
+    pub fn pg_dump_options(self) -> &'static str {
+        match self {
+            DumpFormat::Plain => "-Z6 --schema=public --blobs",
+            DumpFormat::Custom => "-Fc -Z6 --schema=public --blobs",
+        }
+    }
+
+    /// postgres-backup-local's `BACKUP_SUFFIX`: the dump files' extension.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            DumpFormat::Plain => ".sql.gz",
+            DumpFormat::Custom => ".dump",
+        }
+    }
 }
 
 impl Backup {
