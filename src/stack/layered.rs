@@ -29,51 +29,90 @@ enum View<'a> {
     /// One value decides the node: the last one that is not a mapping, or
     /// a mapping no earlier layer merges with.
     One(&'a Value),
-    /// Mappings merged key by key, the first one applied first (two or more).
-    Maps(Vec<&'a Mapping>),
+    /// Mappings merged key by key.
+    Maps(Merge<'a>),
+}
+
+/// Mappings merged key by key, the first one applied first: two or more,
+/// or one overlay's mapping whose `null`s must be dropped.
+struct Merge<'a> {
+    maps: Vec<&'a Mapping>,
+    /// The first mapping is an overlay's, not the base's: its `null`s
+    /// delete nothing, and are dropped.
+    patch: bool,
 }
 
 impl<'a> Layered<'a> {
-    /// The node `values` write, in the order they apply. A value that is
-    /// not a mapping replaces whatever came before it, and a mapping
-    /// replaces a value that is not one; mappings merge. Empty: `null`.
+    /// The node `values` write, in the order they apply: the base's, then
+    /// the overlays'. A value that is not a mapping replaces whatever came
+    /// before it, and a mapping replaces a value that is not one; mappings
+    /// merge. Empty: `null`.
     pub fn new(values: impl IntoIterator<Item = &'a Value>) -> Layered<'a> {
+        Layered::layers(values, false)
+    }
+
+    /// As [`Layered::new`]; `patch`: the first value is an overlay's too.
+    fn layers(values: impl IntoIterator<Item = &'a Value>, patch: bool) -> Layered<'a> {
         // The mappings merged since the last value that is not one.
         let mut maps: Vec<&'a Mapping> = Vec::new();
+        let mut first_is_patch = patch;
         let mut last: Option<&'a Value> = None;
-        for v in values {
+        for (i, v) in values.into_iter().enumerate() {
             match v {
-                Value::Mapping(m) => maps.push(m),
+                Value::Mapping(m) => {
+                    if maps.is_empty() {
+                        first_is_patch = patch || i > 0;
+                    }
+                    maps.push(m)
+                }
                 _ => maps.clear(),
             }
             last = Some(v);
         }
         static NULL: Value = Value::Null;
-        let view = if maps.len() >= 2 { View::Maps(maps) } else { View::One(last.unwrap_or(&NULL)) };
+        let merge = maps.len() >= 2 || (first_is_patch && maps.first().is_some_and(|m| holds_null(m)));
+        let view =
+            if merge { View::Maps(Merge { maps, patch: first_is_patch }) } else { View::One(last.unwrap_or(&NULL)) };
         Layered { view }
     }
 }
 
+/// Whether a `null` is a value of `m` or of a mapping nested in it.
+fn holds_null(m: &Mapping) -> bool {
+    m.values().any(|v| match v {
+        Value::Null => true,
+        Value::Mapping(inner) => holds_null(inner),
+        _ => false,
+    })
+}
+
+/// The layers of one key of merged mappings; `patch`: the first is an
+/// overlay's.
+type Layers<'a> = (Vec<&'a Value>, bool);
+
 /// The entries of merged mappings in the order the merge leaves them: the
-/// first mapping's, then each later one's in turn: a new key is added at
-/// the end, a `null` value removes the key (the others keep their order),
-/// and any other value becomes one more layer of the key.
-fn entries<'a>(maps: &[&'a Mapping]) -> Vec<(&'a Value, Vec<&'a Value>)> {
-    let Some((first, rest)) = maps.split_first() else { return Vec::new() };
+/// first mapping's (without its `null`s if it is an overlay's), then each
+/// later one's in turn: a new key is added at the end, a `null` value
+/// removes the key (the others keep their order), and any other value
+/// becomes one more layer of the key.
+fn entries<'a>(merge: &Merge<'a>) -> Vec<(&'a Value, Layers<'a>)> {
+    let Some((first, rest)) = merge.maps.split_first() else { return Vec::new() };
     // foldhash, as `model::Map`: the keys are hashed once per layer.
-    let mut merged: IndexMap<&'a Value, Vec<&'a Value>, foldhash::fast::RandomState> =
+    let mut merged: IndexMap<&'a Value, Layers<'a>, foldhash::fast::RandomState> =
         IndexMap::with_capacity_and_hasher(first.len(), Default::default());
     for (k, v) in first.iter() {
-        merged.insert(k, vec![v]);
+        if !(merge.patch && v.is_null()) {
+            merged.insert(k, (vec![v], merge.patch));
+        }
     }
     for m in rest {
         for (k, v) in m.iter() {
             if v.is_null() {
                 merged.shift_remove(k);
-            } else if let Some(layers) = merged.get_mut(k) {
+            } else if let Some((layers, _)) = merged.get_mut(k) {
                 layers.push(v);
             } else {
-                merged.insert(k, vec![v]);
+                merged.insert(k, (vec![v], true));
             }
         }
     }
@@ -82,8 +121,8 @@ fn entries<'a>(maps: &[&'a Mapping]) -> Vec<(&'a Value, Vec<&'a Value>)> {
 
 /// A merged mapping as a `MapAccess`, like serde_yaml's for a `&Mapping`.
 struct Entries<'a> {
-    iter: std::vec::IntoIter<(&'a Value, Vec<&'a Value>)>,
-    value: Option<Vec<&'a Value>>,
+    iter: std::vec::IntoIter<(&'a Value, Layers<'a>)>,
+    value: Option<Layers<'a>>,
 }
 
 impl<'de> MapAccess<'de> for Entries<'de> {
@@ -101,7 +140,7 @@ impl<'de> MapAccess<'de> for Entries<'de> {
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
         match self.value.take() {
-            Some(layers) => seed.deserialize(Layered::new(layers)),
+            Some((layers, patch)) => seed.deserialize(Layered::layers(layers, patch)),
             None => Err(de::Error::custom("value is missing")),
         }
     }
@@ -113,8 +152,8 @@ impl<'de> MapAccess<'de> for Entries<'de> {
 
 /// `visit_map` over merged mappings, refusing a visitor that stops early
 /// as serde_yaml does for a mapping.
-fn visit_maps<'de, V: Visitor<'de>>(maps: &[&'de Mapping], visitor: V) -> Result<V::Value, Error> {
-    let entries = entries(maps);
+fn visit_maps<'de, V: Visitor<'de>>(merge: &Merge<'de>, visitor: V) -> Result<V::Value, Error> {
+    let entries = entries(merge);
     let len = entries.len();
     let mut access = Entries { iter: entries.into_iter(), value: None };
     let value = visitor.visit_map(&mut access)?;
@@ -211,9 +250,11 @@ mod tests {
         same(&["{a: 1, b: 2, c: 3}", "{a: null}"]);
         same(&["{a: 1, b: 2, c: 3}", "{b: null, d: 4}", "{a: 5}"]);
         same(&["{a: {x: 1, y: 2}}", "{a: {y: null, z: 3}}", "{a: {x: 0}}"]);
-        // A new key keeps the nulls its value holds; a later layer deletes them.
+        // A new key's nulls delete nothing: they are dropped, however deep.
         same(&["{a: 1}", "{b: {x: null, y: 1}}"]);
         same(&["{a: 1}", "{b: {x: null, y: 1}}", "{b: {y: null}}"]);
+        same(&["{a: 1}", "{b: {c: {x: null}, d: [null]}}"]);
+        same(&["{a: 3}", "{a: {x: null, y: {z: null}}}"]);
         // Replacing: a scalar or a list replaces a mapping and the other way round.
         same(&["{a: {x: 1}}", "{a: [1, 2]}", "{a: {y: 2}}"]);
         same(&["{a: {x: 1}}", "{a: 3}"]);
@@ -251,6 +292,26 @@ mod tests {
                 let viewed = Value::deserialize(Layered::new(layers.iter())).unwrap();
                 prop_assert_eq!(serde_yaml::to_string(&viewed).unwrap(), serde_yaml::to_string(&merged).unwrap());
             }
+        }
+    }
+
+    /// An overlay's `null` deletes; it is never kept as a value, even in a
+    /// map no lower layer has.
+    #[test]
+    fn an_overlays_nulls_are_never_values() {
+        for (layers, want) in [
+            (&["{a: 1}", "{b: {x: null, y: 1}}"][..], "{a: 1, b: {y: 1}}"),
+            (&["{a: 3}", "{a: {x: null, y: {z: null}}}"][..], "{a: {y: {}}}"),
+            (&["{a: null}", "{b: null}"][..], "{a: null}"),
+            (&["{a: {x: 1}}", "{a: {x: null, y: [null]}}"][..], "{a: {y: [null]}}"),
+        ] {
+            let values: Vec<Value> = layers.iter().map(|s| yaml(s)).collect();
+            let mut merged = values[0].clone();
+            for v in &values[1..] {
+                merge(&mut merged, v.clone());
+            }
+            assert_eq!(merged, yaml(want), "{layers:?}");
+            assert_eq!(Value::deserialize(Layered::new(values.iter())).unwrap(), yaml(want), "{layers:?}");
         }
     }
 

@@ -420,22 +420,30 @@ fn env_def(name: &str, v: Value, components: &IndexMap<String, Value>) -> Result
     Ok(EnvDef { description, extends, components: enabled, overlay: Value::Mapping(m) })
 }
 
-/// Deep merge: maps merge by key, `null` deletes (the other keys keep
-/// their order), anything else replaces.
+/// Deep merge, as a JSON merge patch (RFC 7386): maps merge by key, a
+/// map replaces what is not one, anything else replaces; a `null` in the
+/// overlay deletes its key (the other keys keep their order) and is never
+/// kept, so deleting a key that is not there does nothing, however deep.
 pub fn merge(base: &mut Value, overlay: Value) {
-    match (base, overlay) {
-        (Value::Mapping(b), Value::Mapping(o)) => {
+    match overlay {
+        Value::Mapping(o) => {
+            if !base.is_mapping() {
+                *base = Value::Mapping(Mapping::with_capacity(o.len()));
+            }
+            let Value::Mapping(b) = base else { unreachable!("made a mapping above") };
             for (k, v) in o {
                 if v.is_null() {
                     b.shift_remove(&k);
                 } else if let Some(existing) = b.get_mut(&k) {
                     merge(existing, v);
                 } else {
-                    b.insert(k, v);
+                    let mut fresh = Value::Null;
+                    merge(&mut fresh, v);
+                    b.insert(k, fresh);
                 }
             }
         }
-        (b, o) => *b = o,
+        o => *base = o,
     }
 }
 
