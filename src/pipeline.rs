@@ -352,19 +352,23 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
     // The diagnostics of each stack file's environments, gathered to say
     // which environments one that only some of them have comes from.
     let mut of_doc: Vec<(&str, Vec<Diagnostic>)> = Vec::new();
-    let mut last_doc = None;
+    let mut last_doc: Option<(usize, &Document)> = None;
     for ((index, doc, env), (found, stack)) in units.iter().zip(resolved) {
         let index = *index;
-        if last_doc != Some(index) {
-            diags.extend(name_environments(std::mem::take(&mut of_doc)));
-            last_doc = Some(index);
+        if last_doc.map(|(i, _)| i) != Some(index) {
+            if let Some((_, d)) = last_doc {
+                diags.extend(name_environments(d, std::mem::take(&mut of_doc)));
+            }
+            last_doc = Some((index, *doc));
         }
         of_doc.push((env.as_str(), found));
         if let Some(stack) = stack {
             ready.push((format!("{}/{env}", doc.name), env.clone(), std::sync::Arc::new(stack), index));
         }
     }
-    diags.extend(name_environments(of_doc));
+    if let Some((_, d)) = last_doc {
+        diags.extend(name_environments(d, of_doc));
+    }
     drop(units);
     // Freeing large trees takes a while (0.1 s for the parsed file of
     // 10,000 services, 40 ms for their rendered views): one helper thread
@@ -456,10 +460,13 @@ fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan
 /// The diagnostics of one stack file's environments, each once, with a note
 /// naming the environments it comes from when that is not all of them (a
 /// problem an environment's overlay brings in points at the base field it
-/// changes, which alone would not say where the change is).
-fn name_environments(per_env: Vec<(&str, Vec<Diagnostic>)>) -> Vec<Diagnostic> {
+/// changes, which alone would not say where the change is). An error all of
+/// them have is named too when the base alone, without overlays, does not
+/// have it: every environment brings it in.
+fn name_environments(doc: &Document, per_env: Vec<(&str, Vec<Diagnostic>)>) -> Vec<Diagnostic> {
     let total = per_env.len();
-    if total < 2 {
+    let declared = doc.environments.contains_key(per_env.first().map_or("", |(e, _)| *e));
+    if total < 2 && !(declared && per_env.iter().any(|(_, d)| has_errors(d))) {
         return per_env.into_iter().flat_map(|(_, d)| d).collect();
     }
     let mut seen: indexmap::IndexMap<Diagnostic, Vec<&str>> = indexmap::IndexMap::new();
@@ -471,9 +478,20 @@ fn name_environments(per_env: Vec<(&str, Vec<Diagnostic>)>) -> Vec<Diagnostic> {
             }
         }
     }
+    // The base's own problems, when an error is in every environment (the
+    // render fails anyway, so this costs nothing on a good run).
+    let everywhere_error = seen.iter().any(|(d, envs)| envs.len() == total && d.severity == Severity::Error);
+    let base: Option<std::collections::HashSet<Diagnostic>> = (declared && everywhere_error)
+        .then(|| match doc.resolve_base() {
+            (Ok(stack), loc) => Some(validate(&stack, &doc.name, &loc).into_iter().collect()),
+            // The base does not even deserialise: nothing to compare with.
+            (Err(_), _) => None,
+        })
+        .flatten();
+    let from_base = |d: &Diagnostic| base.as_ref().is_none_or(|b| b.contains(d));
     seen.into_iter()
         .map(|(d, envs)| match envs.len() {
-            n if n == total => d,
+            n if n == total && from_base(&d) => d,
             // Its field path says so already.
             1 if d.field.as_deref().is_some_and(|f| f.starts_with(&format!("environments.{}.", envs[0]))) => d,
             1 => d.note(format!("in environment `{}`", envs[0])),

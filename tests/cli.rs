@@ -1420,6 +1420,34 @@ fn a_problem_an_environment_brings_in_names_the_environment() {
     assert!(!out.stderr.contains("`dev`"), "{}", out.stderr);
 }
 
+/// When every environment has an error the base alone does not, the
+/// environments are named too; an error of the base itself is not.
+#[test]
+fn a_problem_every_environment_brings_in_names_them() {
+    let tmp = tempdir();
+    write(
+        tmp.path(),
+        "stacks/app.yaml",
+        "name: app\nnamespace: { name: app }\nservices:\n  web:\n    image: nginx:1.27\n    \
+         dependsOn: [api]\n  api: { image: nginx:1.27, expose: { ports: [{ port: 80, target: nope }] } }\n\
+         environments:\n  dev:\n    services: { api: null }\n",
+    );
+    let out = Test::new().args(["validate", "--all"]).current_dir(tmp.path()).run();
+    out.code(2).stderr_has("error: dependency `api` is not declared").stderr_has("= in environment `dev`\n");
+    // `nope` is the base's own error (dev deletes `api`, so dev does not
+    // have it): no environment to name, and only once.
+    write(
+        tmp.path(),
+        "stacks/app.yaml",
+        "name: app\nnamespace: { name: app }\nservices:\n  web:\n    image: nginx:1.27\n    \
+         expose: { ports: [{ port: 80, target: nope }] }\n\
+         environments:\n  dev: { services: { web: { replicas: 2 } } }\n  prod: {}\n",
+    );
+    let out = Test::new().args(["validate", "--all"]).current_dir(tmp.path()).run();
+    out.code(2).stderr_has("`nope`");
+    assert!(!out.stderr.contains("in environment"), "{}", out.stderr);
+}
+
 #[test]
 fn environment_extends_cycle_is_an_error() {
     let tmp = fixture_dir("extends-cycle", "app");

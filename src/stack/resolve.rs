@@ -307,6 +307,13 @@ impl Document {
         Locator { doc: self, layers }
     }
 
+    /// The base alone, without any environment's overlays, and a locator
+    /// for it: what the problems of every environment are compared with.
+    pub fn resolve_base(&self) -> (Result<Stack, Vec<Diagnostic>>, Locator<'_>) {
+        let loc = Locator { doc: self, layers: Vec::new() };
+        (deserialize_stack(&self.base, &loc), loc)
+    }
+
     /// Components `env` enables, directly or through `extends`.
     pub fn components_of(&self, env: &str) -> Vec<String> {
         self.layers(env)
