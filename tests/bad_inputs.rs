@@ -49,6 +49,17 @@ const EXPECT: &[(&str, &[&str])] = &[
     ("missing-required-key", &["`namespace`"]),
     ("mount-path-dotdot", &["/var/../etc"]),
     ("multiple-documents", &["one YAML document"]),
+    (
+        "network-blocks-dependency",
+        &[
+            "admits nothing into `api` from `web` on port 9000",
+            "admits nothing into `db` from `web` on port 5432",
+            "from its backup job `db-backup`",
+            "the backup job `db-backup` connects to `db`, but the NetworkPolicy blocks egress to port 5432",
+        ],
+    ),
+    ("network-blocks-load-balancer", &["LoadBalancer", "port 2222;", "network-blocks-load-balancer.yaml:8:5"]),
+    ("network-blocks-route", &["port 8080 of `web`", "port 80 is the Service's", "network-blocks-route.yaml:10:3"]),
     ("non-utf8", &["UTF-8"]),
     ("object-name-clash", &["Service `api`", "object-name-clash.yaml:9:15", "services.api"]),
     ("port-out-of-range", &["70000", "out of range"]),
@@ -75,7 +86,8 @@ const EXPECT: &[(&str, &[&str])] = &[
 ];
 
 /// Cases with several problems: how many errors each must report.
-const MULTIPLE: &[(&str, usize)] = &[("multiple-errors", 5), ("multiple-type-errors", 5)];
+const MULTIPLE: &[(&str, usize)] =
+    &[("multiple-errors", 5), ("multiple-type-errors", 5), ("network-blocks-dependency", 5)];
 
 /// Runs one fixture in its own temporary directory.
 fn run_case(fixture: &Path, extra: &[&str]) -> (Output, bool) {

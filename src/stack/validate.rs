@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::stack::model::{
-    AccessMode, ContainerRef, DatastoreMapping, EnvFrom, EnvValue, Map, Mount, Port, Probe, Security, Service, Stack,
-    Target,
+    AccessMode, ContainerRef, DatastoreMapping, EnvFrom, EnvValue, ExposeType, Map, Mount, Port, Probe, Security,
+    Service, Stack, Target,
 };
 use crate::stack::resolve::Locator;
 
@@ -864,6 +864,20 @@ impl Checker<'_> {
         if !allows(53) {
             self.warn("network.egress", "the NetworkPolicy allows no DNS (port 53) egress: name resolution will fail");
         }
+        self.network_ingress_lints(net);
+        for (name, d) in &s.datastores {
+            let Some(b) = &d.backup else { continue };
+            let labelled = d.kubernetes == DatastoreMapping::Statefulset && net.allow_within_stack;
+            if !labelled && !allows(5432) {
+                self.err(
+                    &path!("datastores.", name, ".backup"),
+                    format!(
+                        "the backup job `{}` connects to `{name}`, but the NetworkPolicy blocks egress to port 5432; add an egress rule for it",
+                        b.job_name(name)
+                    ),
+                );
+            }
+        }
         for (name, svc) in &s.services {
             for (i, dep) in svc.depends_on.iter().enumerate() {
                 let path = format!("services.{name}.dependsOn[{i}]");
@@ -884,6 +898,146 @@ impl Checker<'_> {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// What the stack's NetworkPolicy admits into its pods: a dependency
+    /// from another pod of the stack, a backup to its datastore, the
+    /// traffic of a route or of a load balancer. The policy selects every
+    /// pod of the stack (operator-run datastores aside), so what no rule,
+    /// shared network or `-public` policy admits never arrives.
+    fn network_ingress_lints(&mut self, net: &crate::stack::model::Network) {
+        use crate::render::view;
+        let s = self.stack;
+        // The namespace's labels this stack sets; a rule selecting other
+        // values there cannot admit the stack's own pods.
+        let mut own_labels = s.namespace.labels.clone();
+        own_labels.insert("kubernetes.io/metadata.name".into(), s.namespace.name.clone());
+        // A rule admits `port` when it lists it (or lists none) and its
+        // peers may hold the sender: any peer, every namespace, a namespace
+        // selector the stack's namespace may match, an address range (it
+        // may hold pod addresses: stackgen cannot tell).
+        let admits = |port: i64, from_stack: bool| {
+            net.ingress.iter().any(|r| {
+                let peers = !from_stack
+                    || r.cidr.is_some()
+                    || r.namespaces
+                        .as_ref()
+                        .is_none_or(|sel| sel.iter().all(|(k, v)| own_labels.get(k).is_none_or(|own| own == v)));
+                peers && (r.ports.is_empty() || r.ports.iter().any(|p| p.port == port))
+            })
+        };
+        let own_networks = s.networks.values().any(|n| !n.external);
+        let shared = |a: &[String], b: &[String]| {
+            let b = view::member_networks(s, b);
+            view::member_networks(s, a).iter().any(|n| b.contains(n))
+        };
+        // The container ports a service's `-public` policy opens: only
+        // with own networks, for a routed or load-balanced service.
+        let public = |key: &str| -> Vec<i64> {
+            let Some(svc) = s.services.get(key) else { return Vec::new() };
+            let Some(sv) = view::service(s, key, svc) else { return Vec::new() };
+            let routed = s.routes.values().any(|r| r.service == key);
+            if !own_networks || (!routed && sv.r#type == ExposeType::ClusterIP) {
+                return Vec::new();
+            }
+            sv.ports.iter().map(|p| p.target_number).collect()
+        };
+        let why = "allowWithinStack is false, they share no network and no ingress rule admits it";
+        if !net.allow_within_stack {
+            for (name, svc) in &s.services {
+                for (i, dep) in svc.depends_on.iter().enumerate() {
+                    let path = format!("services.{name}.dependsOn[{i}]");
+                    let (ports, networks): (Vec<i64>, &[String]) = if let Some(t) = s.services.get(dep) {
+                        (t.ports.values().map(|p| p.port).collect(), &t.networks)
+                    } else if let Some(d) = s.datastores.get(dep)
+                        && d.kubernetes == DatastoreMapping::Statefulset
+                    {
+                        (vec![5432], &d.networks)
+                    } else {
+                        continue;
+                    };
+                    if ports.is_empty() || shared(&svc.networks, networks) {
+                        continue;
+                    }
+                    let open = public(dep);
+                    if !ports.iter().any(|&p| open.contains(&p) || admits(p, true)) {
+                        self.err(
+                            &path,
+                            format!(
+                                "`{name}` depends on `{dep}`, but the NetworkPolicy admits nothing into `{dep}` from `{name}` on port{} {} ({why}); set `network.allowWithinStack`, put both on a network, or add an ingress rule",
+                                if ports.len() == 1 { "" } else { "s" },
+                                ports.iter().map(i64::to_string).collect::<Vec<_>>().join(", "),
+                            ),
+                        );
+                    }
+                }
+            }
+            for (name, d) in &s.datastores {
+                let Some(b) = &d.backup else { continue };
+                if d.kubernetes != DatastoreMapping::Statefulset
+                    || shared(&d.networks, &d.networks)
+                    || admits(5432, true)
+                {
+                    continue;
+                }
+                self.err(
+                    &path!("datastores.", name, ".backup"),
+                    format!(
+                        "the NetworkPolicy admits nothing into `{name}` on port 5432 from its backup job `{}` ({why}); set `network.allowWithinStack`, give `{name}` a network, or add an ingress rule",
+                        b.job_name(name)
+                    ),
+                );
+            }
+        }
+        // Traffic from outside: a route's, through the ingress controller
+        // or gateway, and a load balancer's.
+        for (rname, r) in &s.routes {
+            if r.ingress.is_none() && r.gateway.is_none() {
+                continue;
+            }
+            let Some(svc) = s.services.get(&r.service) else { continue };
+            let Some(sv) = view::service(s, &r.service, svc) else { continue };
+            let Some(p) = r.port.map_or(sv.ports.first(), |want| sv.ports.iter().find(|p| p.port == want)) else {
+                continue;
+            };
+            let port = p.target_number;
+            if public(&r.service).contains(&port) || admits(port, false) {
+                continue;
+            }
+            let mut msg = format!(
+                "route `{rname}` sends traffic to port {port} of `{}`, but the NetworkPolicy admits nothing there; add an ingress rule for port {port} (from the ingress controller's or the gateway's namespace)",
+                r.service
+            );
+            if p.port != port && admits(p.port, false) {
+                msg.push_str(&format!("; port {} is the Service's, while NetworkPolicy ports are the pod's", p.port));
+            }
+            self.err(&path!("routes.", rname), msg);
+        }
+        for (key, svc) in &s.services {
+            let Some(sv) = view::service(s, key, svc) else { continue };
+            if sv.r#type == ExposeType::ClusterIP {
+                continue;
+            }
+            let open = public(key);
+            let closed: Vec<String> = sv
+                .ports
+                .iter()
+                .filter(|p| !open.contains(&p.target_number) && !admits(p.target_number, false))
+                .map(|p| p.target_number.to_string())
+                .collect();
+            if !closed.is_empty() {
+                self.err(
+                    &path!("services.", key, ".expose"),
+                    format!(
+                        "`{key}` is exposed as a {:?}, but the NetworkPolicy admits nothing on port{} {}; add an ingress rule for {}",
+                        sv.r#type,
+                        if closed.len() == 1 { "" } else { "s" },
+                        closed.join(", "),
+                        if closed.len() == 1 { "it" } else { "them" },
+                    ),
+                );
             }
         }
     }
