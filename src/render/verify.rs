@@ -53,9 +53,75 @@ fn backup_now(name: &str, d: &Datastore) -> String {
     )
 }
 
+/// `a`, `b` and `c`, each in backquotes.
+fn listed(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// The Secrets the pods need before they can start: those the stack
+/// fetches (the ExternalSecret synced) and those it only references
+/// (created by hand first). Secrets a datastore operator creates are the
+/// operator's.
+fn secret_checks(stack: &Stack, ns: &str) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for (key, secret) in &stack.secrets {
+        if secret.provided_by.is_some() {
+            continue;
+        }
+        let name = crate::render::view::secret_name(stack, key);
+        let what = secret.description.as_deref().map(|d| format!(" — {d}")).unwrap_or_default();
+        if secret.external.is_some() {
+            checks.push(Check {
+                description: format!("the ExternalSecret `{name}` has synced the Secret `{name}`{what}"),
+                command: Some(shell(&words(&["kubectl", "get", "externalsecret", "-n", ns, &name]))),
+                expect: Some("STATUS `SecretSynced`, READY `True`".into()),
+            });
+            continue;
+        }
+        // A Secret whose keys are all optional may be absent: the pods
+        // reference each key with `optional: true`.
+        let (required, optional): (Vec<&str>, Vec<&str>) =
+            secret.keys.0.iter().map(|(k, spec)| (k.as_str(), spec.required)).fold(
+                (Vec::new(), Vec::new()),
+                |(mut r, mut o), (k, req)| {
+                    if req {
+                        r.push(k)
+                    } else {
+                        o.push(k)
+                    }
+                    (r, o)
+                },
+            );
+        if required.is_empty() {
+            continue;
+        }
+        let mut description = format!(
+            "the Secret `{name}` exists before the first deploy, with the key{} {}",
+            if required.len() == 1 { "" } else { "s" },
+            listed(&required)
+        );
+        if !optional.is_empty() {
+            description.push_str(&format!(" (optional: {})", listed(&optional)));
+        }
+        description.push_str(&what);
+        checks.push(Check {
+            description,
+            command: Some(shell(&words(&["kubectl", "get", "secret", "-n", ns, &name, "-o", "jsonpath={.data}"]))),
+            expect: Some(format!("{} among the keys", listed(&required))),
+        });
+    }
+    checks
+}
+
 fn kubernetes(stack: &Stack) -> Section {
     let ns = &stack.namespace.name;
-    let mut checks = vec![Check {
+    let mut checks = secret_checks(stack, ns);
+    checks.push(Check {
         description: "every pod of the stack is Running and Ready".into(),
         command: Some(shell(&words(&[
             "kubectl",
@@ -67,7 +133,7 @@ fn kubernetes(stack: &Stack) -> Section {
             &format!("app.kubernetes.io/part-of={}", stack.name),
         ]))),
         expect: None,
-    }];
+    });
     for name in stack.tasks.keys() {
         checks.push(Check {
             description: format!("task `{name}` completed"),
@@ -188,11 +254,19 @@ fn compose(stack: &Stack) -> Section {
         w.extend(words(extra));
         shell(&w)
     };
-    let mut checks = vec![Check {
+    let mut checks = Vec::new();
+    if !stack.secrets.is_empty() {
+        checks.push(Check {
+            description: "`.env` beside compose.yaml sets every required variable (`.env.example` lists them)".into(),
+            command: Some(with(&["config", "--quiet"])),
+            expect: Some("no output (a required variable that is missing is named, with what it holds)".into()),
+        });
+    }
+    checks.push(Check {
         description: "every service is running (and healthy where it has a healthcheck)".into(),
         command: Some(with(&["ps"])),
         expect: None,
-    }];
+    });
     for name in stack.datastores.keys() {
         checks.push(Check {
             description: format!("`{name}` is healthy"),
@@ -260,6 +334,33 @@ pub fn sections(stack: &Stack) -> Vec<Section> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Secret is checked before the deploy when a pod needs it: one with
+    /// a required key (created by hand) or an ExternalSecret (synced); not
+    /// one whose keys are all optional, nor one an operator creates.
+    #[test]
+    fn secrets_the_pods_need_are_checked_first() {
+        let stack: Stack = serde_yaml::from_str(
+            "name: s\nnamespace: { name: ns }\nsecrets:\n  \
+             db: { name: s-db, keys: { password: {}, hint: { required: false } } }\n  \
+             tokens: { keys: { a: { required: false } } }\n  \
+             op: { keys: [password], providedBy: pg }\n  \
+             ext: { external: { store: vault, data: { k: { key: app, property: k } } } }\n",
+        )
+        .unwrap();
+        let checks = secret_checks(&stack, "ns");
+        let described: Vec<&str> = checks.iter().map(|c| c.description.as_str()).collect();
+        assert_eq!(
+            described,
+            [
+                "the Secret `s-db` exists before the first deploy, with the key `password` (optional: `hint`)",
+                "the ExternalSecret `ext` has synced the Secret `ext`",
+            ]
+        );
+        assert_eq!(checks[0].command.as_deref(), Some("kubectl get secret -n ns s-db -o 'jsonpath={.data}'"));
+        assert_eq!(checks[1].command.as_deref(), Some("kubectl get externalsecret -n ns ext"));
+        assert_eq!(listed(&["a", "b", "c"]), "`a`, `b` and `c`");
+    }
 
     #[test]
     fn quotes_shell_words() {
