@@ -65,6 +65,7 @@ const EXPECT: &[(&str, &[&str])] = &[
     ("port-out-of-range", &["70000", "out of range"]),
     ("probe-unknown-port", &["`htp`", "did you mean `http`", "`metrics`"]),
     ("route-unknown-service", &["`webb`", "did you mean `web`"]),
+    ("route-path-traefik-rule", &["is not a URL path", "route-path-traefik-rule.yaml:14:5"]),
     ("rwo-volume-with-replicas", &["2 replicas", "`uploads`", "ReadWriteOnce"]),
     ("service-name-digit", &["`9web`", "start with a letter"]),
     ("service-name-dotdot", &["`..`"]),
@@ -77,6 +78,16 @@ const EXPECT: &[(&str, &[&str])] = &[
     ("undeclared-secret-key", &["`passwrd`", "did you mean `password`"]),
     ("undeclared-volume", &["volume `dat`", "did you mean `data`"]),
     ("unknown-environment", &["`prdo`", "did you mean `prod`"]),
+    (
+        "unsafe-names",
+        &[
+            "`a: b` is not a valid annotation key",
+            "Compose variable `2FA_SEED`, which starts with a digit",
+            "image `nginx:${TAG}` contains `$`",
+            "version `17 beta` becomes an image tag",
+            "`web,websecure` is not a Traefik entrypoint name",
+        ],
+    ),
     ("unknown-nested-key", &["`replcas`", "did you mean `replicas`"]),
     ("unknown-top-level-key", &["`servces`", "did you mean `services`"]),
     ("wrong-type", &["many", "expected a whole number"]),
@@ -87,7 +98,7 @@ const EXPECT: &[(&str, &[&str])] = &[
 
 /// Cases with several problems: how many errors each must report.
 const MULTIPLE: &[(&str, usize)] =
-    &[("multiple-errors", 5), ("multiple-type-errors", 5), ("network-blocks-dependency", 5)];
+    &[("multiple-errors", 5), ("multiple-type-errors", 5), ("network-blocks-dependency", 5), ("unsafe-names", 5)];
 
 /// Runs one fixture in its own temporary directory.
 fn run_case(fixture: &Path, extra: &[&str]) -> (Output, bool) {

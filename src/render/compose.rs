@@ -129,6 +129,13 @@ pub fn literal(s: &str) -> String {
 /// and the key upper-cased, a word break of a camelCase key marked by `_`
 /// (`clientId` -> `CLIENT_ID`), any other character than letters and
 /// digits replaced by `_`.
+/// A bind mount's host path as Compose's short syntax reads it: a path
+/// that does not start with `/`, `.` or `~` would name a volume, so a
+/// relative one gets its `./`.
+fn bind_source(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.starts_with(['/', '.', '~']) { path.into() } else { format!("./{path}").into() }
+}
+
 pub fn variable_name(stack: &Stack, secret: &str, key: &str) -> String {
     let prefix = stack.secrets.get(secret).and_then(|s| s.variable_prefix.as_deref()).unwrap_or_default();
     let mut out = String::with_capacity(prefix.len() + key.len() + 2);
@@ -260,7 +267,7 @@ impl Builder<'_> {
             if let Some(v) = &m.volume {
                 let vol = &self.stack.volumes[v];
                 if let Some(bind) = &vol.bind {
-                    svc.volumes.push(format!("{}:{}{ro}", literal(bind), literal(&m.path)));
+                    svc.volumes.push(format!("{}:{}{ro}", literal(&bind_source(bind)), literal(&m.path)));
                 } else if vol.ephemeral && !shared(v) {
                     svc.tmpfs.push(literal(&m.path));
                 } else {
@@ -636,7 +643,7 @@ impl Builder<'_> {
                 bs.environment.insert(k.into(), literal(&v));
             }
             match &b.bind {
-                Some(dir) => bs.volumes.push(format!("{}:/backups", literal(dir))),
+                Some(dir) => bs.volumes.push(format!("{}:/backups", literal(&bind_source(dir)))),
                 None => {
                     let vol = Backup::dumps_volume(&bname);
                     self.volumes.insert(vol.clone());
@@ -729,6 +736,15 @@ mod tests {
             ("x", "password", "PASSWORD"),
         ] {
             assert_eq!(variable_name(&stack, secret, key), var, "{key}");
+        }
+    }
+
+    #[test]
+    fn bind_paths_never_name_a_volume() {
+        assert_eq!(bind_source("data"), "./data");
+        assert_eq!(bind_source("backups/db"), "./backups/db");
+        for kept in ["./src", "../shared", "/srv/data", "~/dumps"] {
+            assert_eq!(bind_source(kept), kept);
         }
     }
 

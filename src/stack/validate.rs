@@ -148,6 +148,18 @@ impl Checker<'_> {
         }
     }
 
+    /// Annotation keys have the syntax of label keys; values are free.
+    fn annotations(&mut self, path: &str, annotations: &Map<String>) {
+        for k in annotations.keys() {
+            if !is_label_key(k) {
+                self.err(
+                    &path!(path, ".", k),
+                    format!("`{k}` is not a valid annotation key (an optional DNS prefix and `/`, then at most 63 of letters, digits, `-_.`)"),
+                );
+            }
+        }
+    }
+
     /// Labels stackgen sets to select pods cannot be overridden: the
     /// selectors would stop matching.
     fn reserved_labels(&mut self, path: &str, labels: &Map<String>) {
@@ -192,6 +204,7 @@ impl Checker<'_> {
         }
         self.label_name("namespace.name", "namespace", &s.namespace.name);
         self.labels("namespace.labels", &s.namespace.labels);
+        self.annotations("namespace.annotations", &s.namespace.annotations);
         self.labels("labels", &s.labels);
         self.reserved_labels("labels", &s.labels);
         let mut seen = BTreeSet::new();
@@ -280,6 +293,7 @@ impl Checker<'_> {
         }
         let labels = path!(base, ".labels");
         self.labels(&labels, &svc.labels);
+        self.annotations(&path!(base, ".annotations"), &svc.annotations);
         self.reserved_labels(&labels, &svc.labels);
         if let Some(m) = &svc.metrics {
             match &svc.expose {
@@ -496,6 +510,13 @@ impl Checker<'_> {
             self.err(path, format!("image `{image}` contains whitespace"));
             return;
         }
+        if image.contains('$') {
+            self.err(
+                path,
+                format!("image `{image}` contains `$`: Compose would substitute a variable there, Kubernetes would not; write the reference out"),
+            );
+            return;
+        }
         if image.contains("@sha256:") {
             return;
         }
@@ -634,9 +655,9 @@ impl Checker<'_> {
                 );
             }
             if let Some(b) = &vol.bind
-                && (b.is_empty() || b.contains(['\n', '\0', ':']))
+                && !is_bind_path(b)
             {
-                self.err(&path!(path, ".bind"), "a bind path must be non-empty, on one line, without `:`");
+                self.err(&path!(path, ".bind"), BIND_RULE);
             }
             if let Some(size) = &vol.size
                 && !is_quantity(size)
@@ -712,7 +733,20 @@ impl Checker<'_> {
         let kube = self.stack.targets.contains(&Target::Kubernetes);
         for (name, d) in &self.stack.datastores {
             let path = path!("datastores.", name);
+            if let Some(b) = d.backup.as_ref().and_then(|b| b.bind.as_ref())
+                && !is_bind_path(b)
+            {
+                self.err(&path!(path, ".backup.bind"), BIND_RULE);
+            }
             let team = d.team.clone().unwrap_or_else(|| self.stack.name.clone());
+            if d.version.is_empty()
+                || !d.version.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+            {
+                self.err(
+                    &path!(path, ".version"),
+                    format!("version `{}` becomes an image tag: letters, digits, `.`, `-` and `_` only", d.version),
+                );
+            }
             if let Some(p) = &d.password {
                 self.secret_key(&path!(path, ".password"), &p.secret, &p.key);
             }
@@ -788,6 +822,24 @@ impl Checker<'_> {
             }
             if !r.path.starts_with('/') {
                 self.err(&path!(path, ".path"), "a route path starts with `/`");
+            } else if !is_url_path(&r.path) {
+                self.err(
+                    &path!(path, ".path"),
+                    format!(
+                        "`{}` is not a URL path: letters, digits, `-._~!$&'()*+,;=:@/` and `%XX` escapes only (no spaces, backticks, quotes or braces)",
+                        r.path
+                    ),
+                );
+            }
+            if let Some(t) = &r.traefik {
+                for (i, e) in t.entrypoints.iter().enumerate() {
+                    if e.is_empty() || !e.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_')) {
+                        self.err(
+                            &format!("{path}.traefik.entrypoints[{i}]"),
+                            format!("`{e}` is not a Traefik entrypoint name (letters, digits, `-` and `_`)"),
+                        );
+                    }
+                }
             }
             if r.gateway.is_some() && r.ingress.is_some() {
                 self.err(&path, "a route is either a `gateway` route (HTTPRoute) or an `ingress`, not both");
@@ -1194,6 +1246,9 @@ impl Checker<'_> {
             for (sname, secret) in &s.secrets {
                 for key in secret_keys(secret) {
                     let var = crate::render::compose::variable_name(s, sname, key);
+                    if var.starts_with(|c: char| c.is_ascii_digit()) {
+                        self.err(&path!("secrets.", sname), format!("key `{key}` becomes the Compose variable `{var}`, which starts with a digit (Compose refuses it); set `variablePrefix`"));
+                    }
                     if let Some(prev) = seen.insert(var.clone(), path!(sname, ".", key)) {
                         self.err(&path!("secrets.", sname), format!("key `{key}` becomes the Compose variable `{var}`, already used by `{prev}`; set `variablePrefix`"));
                     }
@@ -1201,6 +1256,36 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+const BIND_RULE: &str = "a bind path must be non-empty, without control characters or `:`";
+
+/// A host path Compose's short volume syntax takes as it is.
+fn is_bind_path(b: &str) -> bool {
+    !b.is_empty() && !b.chars().any(|c| c.is_control() || c == ':')
+}
+
+/// A URL path as RFC 3986 (and the Gateway API's HTTPRoute) allow it:
+/// unreserved and sub-delimiter characters, `:`, `@`, `/` and `%XX`.
+fn is_url_path(p: &str) -> bool {
+    let b = p.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+                {
+                    return false;
+                }
+                i += 3;
+                continue;
+            }
+            c if c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&c) => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    true
 }
 
 /// The first variable on a `$(...)` reference cycle, if any.
