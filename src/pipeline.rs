@@ -176,6 +176,8 @@ fn export_templates(dir: &Path, force: bool) -> Result<(), Failure> {
 struct Engine {
     templates: minijinja::Environment<'static>,
     validator: &'static crate::validate::Validator,
+    /// Warnings about the template directory (files that override nothing).
+    warnings: Vec<Diagnostic>,
 }
 
 impl Engine {
@@ -184,8 +186,30 @@ impl Engine {
         // Never freed: the process ends soon after, and freeing the parsed
         // schema trees took about 6% of the CPU time of rendering the built-in stacks.
         let validator = Box::leak(Box::new(crate::validate::Validator::new(&sources.kube_version)?));
-        Ok(Engine { templates, validator })
+        let warnings = sources.templates.as_deref().map(unused_override_warnings).unwrap_or_default();
+        Ok(Engine { templates, validator, warnings })
     }
+}
+
+/// A warning for each file of the template directory that overrides no
+/// template, so that a misspelt override is not silently ignored.
+fn unused_override_warnings(dir: &Path) -> Vec<Diagnostic> {
+    render::engine::unused_overrides(dir)
+        .into_iter()
+        .map(|(file, near)| {
+            let shown = dir.join(&file).display().to_string();
+            let is_link = std::fs::symlink_metadata(dir.join(&file)).is_ok_and(|m| m.is_symlink());
+            let mut d = if is_link {
+                Diagnostic::warning(&shown, "a symbolic link in the template directory is never read")
+            } else {
+                Diagnostic::warning(&shown, "this file overrides no template stackgen renders; it is ignored")
+            };
+            if let Some(n) = near.filter(|_| !is_link) {
+                d = d.note(format!("help: did you mean `{n}`?"));
+            }
+            d.note("`stackgen templates list` shows the template names")
+        })
+        .collect()
 }
 
 /// One piece of `load`'s parallel work.
@@ -303,10 +327,10 @@ fn load_with(
 /// Resolves, validates and renders; returns the plan, warnings and the
 /// per-stack file lists. Nothing touches the disk.
 fn build(docs: &mut [Document], sel: &Selection, engine: Engine) -> Result<(Plan, Vec<Diagnostic>), Failure> {
-    let Engine { templates: tpl_env, validator } = engine;
+    let Engine { templates: tpl_env, validator, warnings } = engine;
     let mut problems = Vec::new();
     let mut plan = Plan::default();
-    let mut diags = Vec::new();
+    let mut diags = warnings;
     // Each environment to build: its stack file (and that file's index in
     // `docs`, to find it again once `units` is gone) and its name.
     let mut units: Vec<(usize, &Document, String)> = Vec::new();

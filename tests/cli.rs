@@ -509,6 +509,44 @@ fn template_with_syntax_error_fails_and_writes_nothing() {
     snapshot!("cli-template-syntax-error", out.stderr);
 }
 
+/// An override that is a symbolic link is refused: through it a template
+/// could read any file (the process environment, a key) into the output.
+#[test]
+fn template_override_through_a_symlink_is_refused() {
+    let tmp = shop_dir();
+    write(tmp.path(), "elsewhere/secret.txt", "MY_CI_TOKEN=ghp_supersecret\n");
+    std::fs::create_dir_all(tmp.path().join("tpl/kubernetes")).unwrap();
+    std::os::unix::fs::symlink(
+        tmp.path().join("elsewhere/secret.txt"),
+        tmp.path().join("tpl/kubernetes/namespace.yaml.j2"),
+    )
+    .unwrap();
+    let out = Test::new().args(["render", "shop", "--templates", "tpl"]).current_dir(tmp.path()).run();
+    out.code(2).stderr_has("is a symbolic link");
+    assert!(!out.stderr.contains("ghp_supersecret"), "{}", out.stderr);
+    assert!(!tmp.path().join("rendered").exists(), "a failed render wrote files");
+    // A whole directory linked in is refused the same way.
+    std::fs::remove_dir_all(tmp.path().join("tpl")).unwrap();
+    write(tmp.path(), "real/kubernetes/namespace.yaml.j2", namespace_template());
+    std::fs::create_dir_all(tmp.path().join("tpl")).unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("real/kubernetes"), tmp.path().join("tpl/kubernetes")).unwrap();
+    let out = Test::new().args(["render", "shop", "--templates", "tpl"]).current_dir(tmp.path()).run();
+    out.code(2).stderr_has("is a symbolic link");
+}
+
+/// A file in the template directory that overrides nothing is named, with
+/// the template it was probably meant to be.
+#[test]
+fn a_misspelt_template_override_is_a_warning() {
+    let tmp = shop_dir();
+    write(tmp.path(), "tpl/kubernetes/deploymnet.yaml.j2", "kind: Deployment\n");
+    let out = Test::new().args(["render", "shop", "--templates", "tpl"]).current_dir(tmp.path()).run();
+    out.code(0)
+        .stderr_has("warning: this file overrides no template stackgen renders; it is ignored")
+        .stderr_has("tpl/kubernetes/deploymnet.yaml.j2")
+        .stderr_has("did you mean `kubernetes/deployment.yaml.j2`?");
+}
+
 #[test]
 fn template_producing_the_wrong_object_fails() {
     let out = broken_override("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ namespace }}\n");

@@ -56,8 +56,31 @@ pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>> {
             if name.split('/').any(|seg| seg == ".." || seg.is_empty()) {
                 return Err(Error::new(ErrorKind::InvalidOperation, format!("invalid template name `{name}`")));
             }
-            let path = d.join(name);
-            if path.is_file() {
+            // Never through a symbolic link: a template is a file of the
+            // directory itself, so an override cannot read what lies
+            // elsewhere (`/proc/self/environ`, a key file).
+            let mut path = d.to_path_buf();
+            let mut found = true;
+            for seg in name.split('/') {
+                path.push(seg);
+                match std::fs::symlink_metadata(&path) {
+                    Ok(m) if m.file_type().is_symlink() => {
+                        return Err(Error::new(
+                            ErrorKind::InvalidOperation,
+                            format!(
+                                "template `{}` is a symbolic link; overrides are read only from files inside the template directory",
+                                path.display()
+                            ),
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        found = false;
+                        break;
+                    }
+                }
+            }
+            if found && path.is_file() {
                 return std::fs::read_to_string(&path).map(Some).map_err(|e| {
                     Error::new(ErrorKind::InvalidOperation, format!("cannot read template `{}`: {e}", path.display()))
                 });
@@ -66,6 +89,37 @@ pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>> {
         Ok(embedded(name).map(str::to_string))
     });
     Ok(env)
+}
+
+/// The files of a template directory that override no template stackgen
+/// renders or includes (a misspelt `deploymnet.yaml.j2`), relative to it,
+/// sorted; each with the closest template name, if one is close. Symbolic
+/// links are listed too, as they are never read.
+pub fn unused_overrides(dir: &Path) -> Vec<(String, Option<&'static str>)> {
+    fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rel = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            match e.file_type() {
+                Ok(t) if t.is_dir() => walk(&e.path(), &rel, out),
+                Ok(_) => out.push(rel),
+                Err(_) => {}
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, "", &mut files);
+    files.sort();
+    let names = || crate::embedded::TEMPLATES.iter().map(|(n, _)| *n);
+    files
+        .into_iter()
+        .filter(|f| embedded(f).is_none() || std::fs::symlink_metadata(dir.join(f)).is_ok_and(|m| m.is_symlink()))
+        .map(|f| {
+            let near = crate::diagnostic::did_you_mean(&f, names());
+            (f, near)
+        })
+        .collect()
 }
 
 /// The embedded template of that relative path.
