@@ -495,6 +495,19 @@ fn template_emitting_broken_yaml_fails_and_writes_nothing() {
     snapshot!("cli-template-broken-yaml", out.stderr);
 }
 
+/// A key written twice is refused, as kubectl and Compose refuse it, in a
+/// shape the fast reader takes and in one it leaves to serde_yaml (flow).
+#[test]
+fn template_emitting_a_duplicate_key_fails_and_writes_nothing() {
+    for tpl in [
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ namespace }}\nspec:\n  finalizers: [kubernetes]\nspec:\n  finalizers: []\n",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: {{ namespace }}, name: {{ namespace }}}\n",
+    ] {
+        let out = broken_override(tpl);
+        assert!(out.stderr.contains("duplicate"), "{}", out.stderr);
+    }
+}
+
 #[test]
 fn template_with_unknown_variable_fails_and_writes_nothing() {
     let out = broken_override(

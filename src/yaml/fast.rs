@@ -59,7 +59,13 @@ const MAX_KEY: usize = 1000;
 pub fn parse(text: &str) -> Result<Doc<'_>, serde_yaml::Error> {
     match parse_doc(text) {
         Some(doc) => Ok(doc),
-        None => serde_yaml::from_str(text).map(Doc::from_json),
+        None => {
+            // serde_json's maps keep the last of two equal keys without a
+            // word, while kubectl and Compose refuse the document: read it
+            // as serde_yaml's own value first, which refuses them too.
+            serde_yaml::from_str::<serde_yaml::Value>(text)?;
+            serde_yaml::from_str(text).map(Doc::from_json)
+        }
     }
 }
 
