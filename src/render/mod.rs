@@ -61,7 +61,7 @@ fn render_template(
 
 /// Parses a rendered document back and checks it is the object expected.
 fn check_document<'t>(template: &str, text: &'t str, obj: Option<&Object>) -> Result<crate::yaml::doc::Doc<'t>> {
-    let doc = crate::yaml::fast::parse(text)
+    let doc = crate::yaml::fast::parse_rendered(text)
         .map_err(|e| anyhow!("template `{template}` produced invalid YAML: {e}\n--- output ---\n{text}"))?;
     let Some(obj) = obj else { return Ok(doc) };
     let kind = doc.get("kind").and_then(|k| k.as_str());

@@ -118,7 +118,7 @@ impl Validator {
         }
         let parsed = std::str::from_utf8(&f.bytes)
             .map_err(|e| e.to_string())
-            .and_then(|text| crate::yaml::fast::parse(text).map_err(|e| e.to_string()));
+            .and_then(|text| crate::yaml::fast::parse_rendered(text).map_err(|e| e.to_string()));
         let value = match parsed {
             Ok(v) => v,
             Err(e) => return vec![format!("{}: not valid YAML: {e}", f.path)],

@@ -59,11 +59,23 @@ const MAX_KEY: usize = 1000;
 pub fn parse(text: &str) -> Result<Doc<'_>, serde_yaml::Error> {
     match parse_doc(text) {
         Some(doc) => Ok(doc),
+        None => serde_yaml::from_str(text).map(Doc::from_json),
+    }
+}
+
+/// [`parse`] for a rendered document, which must also not write a key
+/// twice: serde_json's maps keep the last of two equal keys without a word,
+/// while kubectl and Compose refuse the document. The fast path already
+/// leaves such a document to serde_yaml, whose own value refuses them.
+pub fn parse_rendered(text: &str) -> Result<Doc<'_>, serde_yaml::Error> {
+    match parse_doc(text) {
+        Some(doc) => Ok(doc),
         None => {
-            // serde_json's maps keep the last of two equal keys without a
-            // word, while kubectl and Compose refuse the document: read it
-            // as serde_yaml's own value first, which refuses them too.
-            serde_yaml::from_str::<serde_yaml::Value>(text)?;
+            if let Err(e) = serde_yaml::from_str::<serde_yaml::Value>(text)
+                && e.to_string().contains("duplicate entry with key")
+            {
+                return Err(e);
+            }
             serde_yaml::from_str(text).map(Doc::from_json)
         }
     }
