@@ -48,6 +48,16 @@ const EXPECT: &[(&str, &[&str])] = &[
     ),
     ("missing-required-key", &["`namespace`"]),
     ("mount-path-dotdot", &["/var/../etc"]),
+    (
+        "mount-subpath",
+        &[
+            "mount-subpath.yaml:14:",
+            "cannot mount a sub-path of a named or ephemeral volume",
+            "subPath `secret_key` is not a key of this secret",
+            "keys: secretKey, token",
+            "subPath `../lfs` must be a relative path",
+        ],
+    ),
     ("multiple-documents", &["one YAML document"]),
     (
         "network-blocks-dependency",
@@ -97,8 +107,13 @@ const EXPECT: &[(&str, &[&str])] = &[
 ];
 
 /// Cases with several problems: how many errors each must report.
-const MULTIPLE: &[(&str, usize)] =
-    &[("multiple-errors", 5), ("multiple-type-errors", 5), ("network-blocks-dependency", 5), ("unsafe-names", 5)];
+const MULTIPLE: &[(&str, usize)] = &[
+    ("multiple-errors", 5),
+    ("multiple-type-errors", 5),
+    ("network-blocks-dependency", 5),
+    ("unsafe-names", 5),
+    ("mount-subpath", 3),
+];
 
 /// Runs one fixture in its own temporary directory.
 fn run_case(fixture: &Path, extra: &[&str]) -> (Output, bool) {

@@ -267,7 +267,13 @@ impl Builder<'_> {
             if let Some(v) = &m.volume {
                 let vol = &self.stack.volumes[v];
                 if let Some(bind) = &vol.bind {
-                    svc.volumes.push(format!("{}:{}{ro}", literal(&bind_source(bind)), literal(&m.path)));
+                    // A sub-path of a bind mount is a directory below it
+                    // (one of a named volume is refused by validation).
+                    let source = match &m.sub_path {
+                        Some(sp) => format!("{}/{sp}", bind.trim_end_matches('/')),
+                        None => bind.clone(),
+                    };
+                    svc.volumes.push(format!("{}:{}{ro}", literal(&bind_source(&source)), literal(&m.path)));
                 } else if vol.ephemeral && !shared(v) {
                     svc.tmpfs.push(literal(&m.path));
                 } else {
@@ -299,13 +305,20 @@ impl Builder<'_> {
                     .map(str::to_string)
                     .collect();
                 for k in keys {
+                    // As Kubernetes: with `subPath`, that key alone, as the
+                    // file at the mount path.
+                    let target = match &m.sub_path {
+                        Some(sp) if *sp == k => m.path.clone(),
+                        Some(_) => continue,
+                        None => format!("{}/{k}", m.path.trim_end_matches('/')),
+                    };
                     let name = format!("{s}-{}", slug(&k));
                     let variable = variable_name(self.stack, s, &k);
                     self.secret_ref(s, &k);
                     if !self.secrets.iter().any(|x| x.name == name) {
                         self.secrets.push(SecretView { name: name.clone(), variable });
                     }
-                    svc.secrets.push(Attach { source: name, target: format!("{}/{k}", m.path.trim_end_matches('/')) });
+                    svc.secrets.push(Attach { source: name, target });
                 }
             }
         }
@@ -737,6 +750,24 @@ mod tests {
         ] {
             assert_eq!(variable_name(&stack, secret, key), var, "{key}");
         }
+    }
+
+    /// `subPath` on Compose: the one key of a secret as the file at the
+    /// mount path, a directory below a bind mount's host path.
+    #[test]
+    fn sub_paths_mount_what_kubernetes_mounts() {
+        let stack: Stack = serde_yaml::from_str(
+            "name: s\nnamespace: { name: s }\ntargets: [compose]\nsecrets:\n  app: { keys: [secretKey, token] }\n\
+             volumes:\n  src: { bind: ./src }\nservices:\n  web:\n    image: nginx:1.27\n    mounts:\n      \
+             - { secret: app, path: /etc/app/secret_key, subPath: secretKey }\n      \
+             - { volume: src, path: /srv/static, subPath: static }\n",
+        )
+        .unwrap();
+        let view = build(&stack);
+        let web = view.services.iter().find(|s| s.name == "web").unwrap();
+        let secrets: Vec<(&str, &str)> = web.secrets.iter().map(|a| (a.source.as_str(), a.target.as_str())).collect();
+        assert_eq!(secrets, [("app-secretkey", "/etc/app/secret_key")]);
+        assert_eq!(web.volumes, ["./src/static:/srv/static"]);
     }
 
     #[test]

@@ -578,6 +578,41 @@ impl Checker<'_> {
         if m.path.split('/').any(|seg| seg == "..") || m.path.contains(':') {
             self.err(&path!(path, ".path"), format!("mount path `{}` must not contain `..` or `:`", m.path));
         }
+        if let Some(sp) = &m.sub_path {
+            let at = path!(path, ".subPath");
+            if sp.is_empty()
+                || sp.starts_with('/')
+                || sp.split('/').any(|seg| seg == "..")
+                || sp.chars().any(|c| c.is_control() || c == ':')
+            {
+                self.err(&at, format!("subPath `{sp}` must be a relative path inside the volume, without `..` or `:`"));
+            } else if let Some(s) = m.secret.as_ref().and_then(|s| self.stack.secrets.get(s)) {
+                // A secret's files are its keys: another sub-path mounts nothing.
+                let keys = secret_keys(s);
+                if !keys.contains(&sp.as_str()) {
+                    let mut d = self.loc.error(&at, format!("subPath `{sp}` is not a key of this secret"));
+                    d = d.note(format!("keys: {}", keys.join(", ")));
+                    self.out.push(d);
+                }
+            } else if let Some(c) = m.config.as_ref().and_then(|c| self.stack.configs.get(c))
+                && !c.files.contains_key(sp)
+            {
+                let files: Vec<&str> = c.files.keys().map(String::as_str).collect();
+                let d = self
+                    .loc
+                    .error(&at, format!("subPath `{sp}` is not a file of this config"))
+                    .note(format!("files: {}", files.join(", ")));
+                self.out.push(d);
+            } else if let Some(v) = m.volume.as_ref().and_then(|v| self.stack.volumes.get(v))
+                && v.bind.is_none()
+                && self.stack.targets.contains(&Target::Compose)
+            {
+                self.err(
+                    &at,
+                    "the compose target cannot mount a sub-path of a named or ephemeral volume (only of a `bind` one); use a volume of its own for this mount",
+                );
+            }
+        }
     }
 
     fn probe(&mut self, path: &str, p: &Probe, ports: &[&str]) {
