@@ -1499,6 +1499,25 @@ fn a_problem_every_environment_brings_in_names_them() {
     assert!(!out.stderr.contains("in environment"), "{}", out.stderr);
 }
 
+/// `gitops` in an environment without the kubernetes target delivers
+/// nothing, as its warning says: no `gitops/` pointing at a tree that is
+/// not there.
+#[test]
+fn gitops_without_the_kubernetes_target_renders_nothing() {
+    let tmp = tempdir();
+    write(
+        tmp.path(),
+        "stacks/app.yaml",
+        "name: app\nnamespace: { name: app }\ntargets: [kubernetes]\nservices:\n  web: { image: nginx:1.27 }\n\
+         gitops: { repo: https://git.example.com/app.git, flux: {} }\n\
+         environments:\n  dev: { targets: [compose] }\n  prod: {}\n",
+    );
+    let out = Test::new().args(["render", "--all"]).current_dir(tmp.path()).run();
+    out.code(0).stderr_has("which this environment does not render; nothing is rendered for it");
+    assert!(!tmp.path().join("rendered/app/dev/gitops").exists());
+    assert!(tmp.path().join("rendered/app/prod/gitops/kustomization.yaml").is_file());
+}
+
 #[test]
 fn environment_extends_cycle_is_an_error() {
     let tmp = fixture_dir("extends-cycle", "app");

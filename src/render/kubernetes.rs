@@ -377,7 +377,8 @@ fn network_policies(stack: &Stack, objects: &mut Vec<Object>) {
 /// The objects of the `gitops/` directory (delivery to a cluster).
 pub fn plan_gitops(stack: &Stack) -> Vec<Object> {
     let mut objects = Vec::new();
-    let Some(g) = &stack.gitops else {
+    // They deliver the kubernetes tree: none without it (validation warns).
+    let Some(g) = stack.gitops.as_ref().filter(|_| stack.targets.contains(&Target::Kubernetes)) else {
         return objects;
     };
     if let Some(argo) = &g.argocd {
