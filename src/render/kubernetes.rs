@@ -395,7 +395,7 @@ pub fn plan_gitops(stack: &Stack) -> Vec<Object> {
             objects.push(Object::new(
                 "argoproj.io/v1alpha1",
                 "Application",
-                &stack.name,
+                g.object_name(&stack.name),
                 "gitops/application.yaml.j2",
                 Value::from(Serde(argo)),
             ));
@@ -405,14 +405,14 @@ pub fn plan_gitops(stack: &Stack) -> Vec<Object> {
         objects.push(Object::new(
             "source.toolkit.fluxcd.io/v1",
             "GitRepository",
-            &stack.name,
+            g.object_name(&stack.name),
             "gitops/gitrepository.yaml.j2",
             Value::from(Serde(flux)),
         ));
         objects.push(Object::new(
             "kustomize.toolkit.fluxcd.io/v1",
             "Kustomization",
-            &stack.name,
+            g.object_name(&stack.name),
             "gitops/kustomization-flux.yaml.j2",
             Value::from(Serde(flux)),
         ));

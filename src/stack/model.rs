@@ -994,6 +994,10 @@ pub struct NetRule {
 pub struct Gitops {
     /// Git repository the rendered tree is committed to.
     pub repo: String,
+    /// Name of the delivery objects: the Argo CD Application, the Flux
+    /// GitRepository and Kustomization (default: the stack's name). Give
+    /// each environment its own when two of them deliver into one cluster.
+    pub name: Option<String>,
     #[serde(default = "main_branch")]
     pub branch: String,
     /// Where `rendered/` sits inside the repository.
@@ -1001,6 +1005,13 @@ pub struct Gitops {
     pub path: String,
     pub argocd: Option<ArgoCd>,
     pub flux: Option<Flux>,
+}
+
+impl Gitops {
+    /// The name of the delivery objects of stack `stack`.
+    pub fn object_name<'a>(&'a self, stack: &'a str) -> &'a str {
+        self.name.as_deref().unwrap_or(stack)
+    }
 }
 
 fn main_branch() -> String {

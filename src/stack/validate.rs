@@ -1168,6 +1168,9 @@ impl Checker<'_> {
         if !self.stack.targets.contains(&Target::Kubernetes) {
             self.warn("gitops", "`gitops` delivers the kubernetes tree, which this environment does not render; nothing is rendered for it");
         }
+        if let Some(n) = &g.name {
+            self.label_name("gitops.name", "delivery object", n);
+        }
         if g.repo.trim().is_empty() || g.repo.chars().any(char::is_whitespace) {
             self.err("gitops.repo", "expected a repository URL without spaces");
         }
