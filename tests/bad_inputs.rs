@@ -245,6 +245,23 @@ fn mutable_image_tag_is_a_warning() {
     snapshot!("warn-mutable-image-tag", out.stderr);
 }
 
+/// Secret values written out as env literals, and a `$(VAR)` in a probe
+/// command (never expanded there), are warnings at their lines; references,
+/// files and numbers are not.
+#[test]
+fn secret_literals_and_probe_references_are_warnings() {
+    let fixture = common::repo().join("tests/fixtures/warn/secret-literals.yaml");
+    let (out, wrote) = run_case(&fixture, &[]);
+    out.code(0);
+    assert!(wrote, "a warning must not stop the render");
+    assert!(out.stderr.contains("`DB_PASSWORD` looks like a secret"), "{}", out.stderr);
+    assert!(out.stderr.contains("the URL in `DATABASE_URL` holds a password"), "{}", out.stderr);
+    assert!(out.stderr.contains("`$(DB_PASS)`: a probe's command is run as it is"), "{}", out.stderr);
+    let locs = locations(&out.stderr, "secret-literals.yaml");
+    assert_eq!(locs.iter().map(|l| l.0).collect::<Vec<_>>(), [10, 11, 19], "{}", out.stderr);
+    assert!(!out.stderr.contains("error"), "{}", out.stderr);
+}
+
 /// Runs a `KNOWN_BUGS` case with the catalogue's checks.
 fn check_known_bug(stem: &str) {
     let fixture = common::repo().join(format!("tests/fixtures/bad/{stem}.yaml"));

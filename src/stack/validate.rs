@@ -456,6 +456,14 @@ impl Checker<'_> {
             if !is_env_name(k) {
                 self.err(&ep, format!("`{k}` is not a valid environment variable name (letters, digits, `_`, `.`, `-`, not starting with a digit)"));
             }
+            if let EnvValue::Literal(text) = v
+                && let Some(why) = looks_secret(k, text)
+            {
+                self.warn(
+                    &ep,
+                    format!("{why}, written into the rendered output as it is; reference it instead: `{{ secret: NAME, key: KEY }}` (and `$(VAR)` for a part of a URL)"),
+                );
+            }
             if let EnvValue::Ref(r) = v {
                 match (&r.secret, &r.config) {
                     (Some(s), None) => self.secret_key(&ep, s, &r.key),
@@ -488,6 +496,16 @@ impl Checker<'_> {
         {
             if let Some(p) = probe {
                 self.probe(&path!(path, ".probes.", kind), p, &ports);
+                // Kubernetes expands `$(VAR)` in command, args and env, not
+                // in a probe's command; Compose would escape it too.
+                if let Some(cmd) = &p.exec
+                    && let Some(word) = cmd.iter().find(|w| !var_refs(w).is_empty())
+                {
+                    self.warn(
+                        &path!(path, ".probes.", kind, ".exec"),
+                        format!("`{word}`: a probe's command is run as it is, `$(...)` is not expanded there; to read a variable, run a shell: `[sh, -c, '... \"$VAR\" ...']`"),
+                    );
+                }
             }
         }
         self.security(&path!(path, ".security"), c.security);
@@ -1294,6 +1312,27 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// Why a literal env value looks like a secret written out, if it does: a
+/// name that says password, secret, token or key with a value that is not
+/// a reference, a path, a number or a switch; or a URL with a password.
+fn looks_secret(name: &str, value: &str) -> Option<String> {
+    let upper = name.to_ascii_uppercase();
+    let words = ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY", "PRIVATE_KEY", "ACCESS_KEY"];
+    let plain = !value.is_empty()
+        && var_refs(value).is_empty()
+        && !value.starts_with('/')
+        && !value.bytes().all(|b| b.is_ascii_digit())
+        && !matches!(value, "true" | "false" | "on" | "off" | "yes" | "no");
+    if plain && words.iter().any(|w| upper.contains(w)) && !upper.ends_with("_FILE") && !upper.ends_with("_PATH") {
+        return Some(format!("`{name}` looks like a secret"));
+    }
+    // scheme://user:password@host, with the password written out.
+    let rest = value.split_once("://")?.1;
+    let userinfo = rest.split(['/', '?', '#']).next()?.rsplit_once('@')?.0;
+    let password = userinfo.split_once(':')?.1;
+    (!password.is_empty() && var_refs(password).is_empty()).then(|| format!("the URL in `{name}` holds a password"))
 }
 
 const BIND_RULE: &str = "a bind path must be non-empty, without control characters or `:`";
