@@ -41,6 +41,7 @@ const EXPECT: &[(&str, &[&str])] = &[
     ("environment-name-dotdot", &["`../../escape`"]),
     ("expose-port-twice", &["port 80 is already exposed", "port name `http` is already used"]),
     ("environment-name-empty", &["environment name ``"]),
+    ("environment-name-null", &["the key `~` reads as null", "environment-name-null.yaml:9:3"]),
     ("environment-name-slash", &["`prod/eu`"]),
     (
         "environment-unknown-key",

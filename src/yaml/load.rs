@@ -407,9 +407,22 @@ impl MarkedEventReceiver for Builder {
                 if !self.count(1, pos) {
                     return;
                 }
-                let value = match resolve_scalar(text, style, tag.as_ref()) {
-                    Ok(v) => v,
-                    Err(msg) => return self.fail(pos, msg),
+                // A plain key keeps its spelling (`1e3:` is the key `1e3`,
+                // not `1000.0`); one that reads as null is refused.
+                let at_key = matches!(self.stack.last(), Some(Frame::Map { pending_key: None, .. }));
+                let value = if at_key && tag.is_none() && style == TScalarStyle::Plain {
+                    if matches!(resolve_plain_core(&text), Some(Value::Null)) {
+                        return self.fail(
+                            pos,
+                            format!("the key `{text}` reads as null, not a name; quote it if a name is meant"),
+                        );
+                    }
+                    Value::String(text)
+                } else {
+                    match resolve_scalar(text, style, tag.as_ref()) {
+                        Ok(v) => v,
+                        Err(msg) => return self.fail(pos, msg),
+                    }
                 };
                 if anchor > 0 {
                     self.anchors.insert(anchor, (value.clone(), 1));
