@@ -194,19 +194,26 @@ impl Engine {
 /// A warning for each file of the template directory that overrides no
 /// template, so that a misspelt override is not silently ignored.
 fn unused_override_warnings(dir: &Path) -> Vec<Diagnostic> {
+    use render::engine::Unused;
     render::engine::unused_overrides(dir)
         .into_iter()
-        .map(|(file, near)| {
-            let shown = dir.join(&file).display().to_string();
-            let is_link = std::fs::symlink_metadata(dir.join(&file)).is_ok_and(|m| m.is_symlink());
-            let mut d = if is_link {
-                Diagnostic::warning(&shown, "a symbolic link in the template directory is never read")
-            } else {
-                Diagnostic::warning(&shown, "this file overrides no template stackgen renders; it is ignored")
+        .map(|u| {
+            let d = match u {
+                Unused::Link(file) => Diagnostic::warning(
+                    &dir.join(file).display().to_string(),
+                    "a symbolic link in the template directory is never read",
+                ),
+                Unused::Unknown(file, near) => {
+                    let d = Diagnostic::warning(
+                        &dir.join(file).display().to_string(),
+                        "this file overrides no template stackgen renders; it is ignored",
+                    );
+                    match near {
+                        Some(n) => d.note(format!("help: did you mean `{n}`?")),
+                        None => d,
+                    }
+                }
             };
-            if let Some(n) = near.filter(|_| !is_link) {
-                d = d.note(format!("help: did you mean `{n}`?"));
-            }
             d.note("`stackgen templates list` shows the template names")
         })
         .collect()

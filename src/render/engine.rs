@@ -91,19 +91,27 @@ pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>> {
     Ok(env)
 }
 
+/// A file of a template directory that overrides no template.
+pub enum Unused {
+    /// A symbolic link: never read.
+    Link(String),
+    /// A file that is no template's name (a misspelt `deploymnet.yaml.j2`),
+    /// with the closest template name, if one is close.
+    Unknown(String, Option<&'static str>),
+}
+
 /// The files of a template directory that override no template stackgen
-/// renders or includes (a misspelt `deploymnet.yaml.j2`), relative to it,
-/// sorted; each with the closest template name, if one is close. Symbolic
-/// links are listed too, as they are never read.
-pub fn unused_overrides(dir: &Path) -> Vec<(String, Option<&'static str>)> {
-    fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) {
+/// renders or includes, relative to it, sorted.
+pub fn unused_overrides(dir: &Path) -> Vec<Unused> {
+    fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, bool)>) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let rel = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            // `file_type` does not follow a link: a linked directory is a link.
             match e.file_type() {
                 Ok(t) if t.is_dir() => walk(&e.path(), &rel, out),
-                Ok(_) => out.push(rel),
+                Ok(t) => out.push((rel, t.is_symlink())),
                 Err(_) => {}
             }
         }
@@ -114,10 +122,13 @@ pub fn unused_overrides(dir: &Path) -> Vec<(String, Option<&'static str>)> {
     let names = || crate::embedded::TEMPLATES.iter().map(|(n, _)| *n);
     files
         .into_iter()
-        .filter(|f| embedded(f).is_none() || std::fs::symlink_metadata(dir.join(f)).is_ok_and(|m| m.is_symlink()))
-        .map(|f| {
-            let near = crate::diagnostic::did_you_mean(&f, names());
-            (f, near)
+        .filter_map(|(f, link)| match (link, embedded(&f)) {
+            (true, _) => Some(Unused::Link(f)),
+            (false, None) => {
+                let near = crate::diagnostic::did_you_mean(&f, names());
+                Some(Unused::Unknown(f, near))
+            }
+            (false, Some(_)) => None,
         })
         .collect()
 }

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::stack::model::{Datastore, DumpFormat, Stack, Target};
+use crate::stack::model::{Backup, Datastore, DumpFormat, Stack, Target};
 
 /// One check: what it shows and the command that shows it.
 #[derive(Debug, Serialize)]
@@ -41,13 +41,13 @@ fn words(ws: &[&str]) -> Vec<String> {
 
 /// The check that runs a datastore's backup once, saying what it keeps and
 /// how a dump is restored.
-fn backup_now(name: &str, d: &Datastore) -> String {
+fn backup_now(name: &str, d: &Datastore, b: &Backup) -> String {
     let db = d.databases.keys().next().map_or("DB", String::as_str);
-    let (what, restore) = match d.backup.as_ref().map(|b| b.format) {
-        Some(DumpFormat::Custom) => ("a custom-format dump", format!("`pg_restore -d {db} FILE`")),
-        _ => ("a gzipped SQL dump", format!("`gunzip -c FILE | psql -d {db}`")),
+    let (what, restore) = match b.format {
+        DumpFormat::Custom => ("a custom-format dump", format!("`pg_restore -d {db} FILE`")),
+        DumpFormat::Plain => ("a gzipped SQL dump", format!("`gunzip -c FILE | psql -d {db}`")),
     };
-    let suffix = d.backup.as_ref().map_or("", |b| b.format.suffix());
+    let suffix = b.format.suffix();
     format!(
         "a backup of `{name}` runs now: {what} `{db}-<date>{suffix}` under /backups/last (linked into daily, weekly and monthly), restored with {restore}"
     )
@@ -85,18 +85,9 @@ fn secret_checks(stack: &Stack, ns: &str) -> Vec<Check> {
         }
         // A Secret whose keys are all optional may be absent: the pods
         // reference each key with `optional: true`.
-        let (required, optional): (Vec<&str>, Vec<&str>) =
-            secret.keys.0.iter().map(|(k, spec)| (k.as_str(), spec.required)).fold(
-                (Vec::new(), Vec::new()),
-                |(mut r, mut o), (k, req)| {
-                    if req {
-                        r.push(k)
-                    } else {
-                        o.push(k)
-                    }
-                    (r, o)
-                },
-            );
+        let (required, optional): (Vec<_>, Vec<_>) = secret.keys.0.iter().partition(|(_, spec)| spec.required);
+        let required: Vec<&str> = required.into_iter().map(|(k, _)| k.as_str()).collect();
+        let optional: Vec<&str> = optional.into_iter().map(|(k, _)| k.as_str()).collect();
         if required.is_empty() {
             continue;
         }
@@ -214,7 +205,7 @@ fn kubernetes(stack: &Stack) -> Section {
             });
             let run = format!("{job}-verify");
             checks.push(Check {
-                description: backup_now(name, d),
+                description: backup_now(name, d, b),
                 command: Some(shell(&words(&[
                     "kubectl",
                     "create",
@@ -286,7 +277,7 @@ fn compose(stack: &Stack) -> Section {
     for (name, d) in &stack.datastores {
         if let Some(b) = &d.backup {
             checks.push(Check {
-                description: backup_now(name, d),
+                description: backup_now(name, d, b),
                 command: Some(with(&["exec", &b.job_name(name), "/backup.sh"])),
                 expect: Some("`SQL backup created successfully`".into()),
             });

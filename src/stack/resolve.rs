@@ -102,10 +102,6 @@ impl Document {
             None | Some(Value::Null) => {}
             Some(Value::Mapping(m)) => {
                 for (k, v) in m {
-                    if let Some(msg) = not_a_name(&k, "component") {
-                        errors.push(err(&format!("components.{}", key_string(&k)), msg));
-                        continue;
-                    }
                     let k = key_string(&k);
                     if !crate::stack::validate::is_dns_label(&k) {
                         errors.push(err(
@@ -143,10 +139,6 @@ impl Document {
             None | Some(Value::Null) => {}
             Some(Value::Mapping(m)) => {
                 for (k, v) in m {
-                    if let Some(msg) = not_a_name(&k, "environment") {
-                        errors.push(err(&format!("environments.{}", key_string(&k)), msg));
-                        continue;
-                    }
                     let name = key_string(&k);
                     // Environment names become directories of the output tree.
                     if !crate::stack::validate::is_dns_label(&name) {
@@ -376,19 +368,6 @@ impl Locator<'_> {
         let (pos, written) = self.find(path);
         d.at(pos).field(written).with_source_lines(&self.doc.text, self.doc.lines())
     }
-}
-
-/// Why a key cannot be an environment's or a component's name: YAML read
-/// it as something else than a string (`~` is null, `1e3` a number).
-fn not_a_name(k: &Value, what: &str) -> Option<String> {
-    let kind = match k {
-        Value::String(_) => return None,
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        _ => "not a string",
-    };
-    Some(format!("{what} name `{}` reads as {kind}, not a name; quote it if a name is meant", key_string(k)))
 }
 
 fn key_string(k: &Value) -> String {

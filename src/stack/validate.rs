@@ -969,11 +969,16 @@ impl Checker<'_> {
         if !allows(53) {
             self.warn("network.egress", "the NetworkPolicy allows no DNS (port 53) egress: name resolution will fail");
         }
+        // Egress to a datastore: a rule for 5432, unless its pods are the
+        // stack's own and the stack talks to itself. Operator pods carry
+        // the operator's labels, not the stack's: only a rule reaches them.
+        let reaches = |d: &crate::stack::model::Datastore| {
+            (d.kubernetes == DatastoreMapping::Statefulset && net.allow_within_stack) || allows(5432)
+        };
         self.network_ingress_lints(net);
         for (name, d) in &s.datastores {
             let Some(b) = &d.backup else { continue };
-            let labelled = d.kubernetes == DatastoreMapping::Statefulset && net.allow_within_stack;
-            if !labelled && !allows(5432) {
+            if !reaches(d) {
                 self.err(
                     &path!("datastores.", name, ".backup"),
                     format!(
@@ -987,12 +992,8 @@ impl Checker<'_> {
             for (i, dep) in svc.depends_on.iter().enumerate() {
                 let path = format!("services.{name}.dependsOn[{i}]");
                 if let Some(d) = s.datastores.get(dep) {
-                    // Operator pods carry the operator's labels, not the
-                    // stack's: only an egress rule reaches them.
-                    let labelled = d.kubernetes == DatastoreMapping::Statefulset && net.allow_within_stack;
-                    let port = 5432;
-                    if !labelled && !allows(port) {
-                        self.err(&path, format!("`{name}` depends on `{dep}`, but the NetworkPolicy blocks egress to port {port}; add an egress rule for it"));
+                    if !reaches(d) {
+                        self.err(&path, format!("`{name}` depends on `{dep}`, but the NetworkPolicy blocks egress to port 5432; add an egress rule for it"));
                     }
                 } else if let Some(target) = s.services.get(dep)
                     && !net.allow_within_stack
@@ -1081,8 +1082,9 @@ impl Checker<'_> {
             }
             for (name, d) in &s.datastores {
                 let Some(b) = &d.backup else { continue };
+                // The job joins its datastore's networks.
                 if d.kubernetes != DatastoreMapping::Statefulset
-                    || shared(&d.networks, &d.networks)
+                    || !view::member_networks(s, &d.networks).is_empty()
                     || admits(5432, true)
                 {
                     continue;
